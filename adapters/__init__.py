@@ -1,0 +1,1 @@
+"""Vendor formats in and out: each adapter maps one vendor's payloads onto the core services."""

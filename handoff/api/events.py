@@ -1,0 +1,71 @@
+"""Server-sent events: a customer's changes and a tenant's queue, resumable by Last-Event-ID."""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from handoff.api.routing import Query, Routes
+from handoff.api.state import CLOSING, DEPS, PRINCIPAL, STREAMS
+from handoff.services import events, identity
+from handoff.services.events import Event
+
+routes = Routes()
+LAST_EVENT_ID = Query("Last-Event-ID", "resume after this event id")
+BLOCK_MS = 5_000
+
+
+def _frame(event: Event) -> bytes:
+    data = json.dumps(event.data, separators=(",", ":"))
+    return f"id: {event.id}\nevent: {event.type}\ndata: {data}\n\n".encode()
+
+
+async def _serve(request: web.Request, stream: str, customer_id: str | None) -> web.StreamResponse:
+    deps = request.app[DEPS]
+    after = events.check_last_event_id(
+        request.headers.get("Last-Event-ID") or request.query.get("last_event_id"))
+    feed = events.follow(deps, stream, after, customer_id, block_ms=BLOCK_MS)
+    first = await anext(feed)  # errors here are still a problem+json answer
+    response = web.StreamResponse(headers={
+        "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+        "X-Accel-Buffering": "no"})
+    await response.prepare(request)
+    request.app[STREAMS].add(response)
+    closing = request.app[CLOSING]
+    await response.write(b"retry: 2000\n\n")
+    batch = first
+    last = after
+    try:
+        while True:
+            for event in batch:
+                await response.write(_frame(event))
+                last = event.id
+            if not batch:
+                await response.write(b": keep-alive\n\n")
+            if closing.is_set():
+                break
+            batch = await anext(feed)
+    finally:
+        await feed.aclose()
+    # Shutting down: tell the client where to resume, on any process.
+    bye = json.dumps({"type": "server.closing", "last_event_id": last})
+    await response.write(f"event: server.closing\ndata: {bye}\n\n".encode())
+    await response.write_eof()
+    return response
+
+
+@routes.route("GET", "/v1/customers/{ref}/events", roles=("agent",),
+              produces="text/event-stream", headers=(LAST_EVENT_ID,),
+              summary="Live changes of one customer: turns, facts, verifications, hand-offs")
+async def customer_events(request: web.Request) -> web.StreamResponse:
+    deps, principal = request.app[DEPS], request[PRINCIPAL]
+    cus_id = await identity.resolve_ref(deps, principal, request.match_info["ref"])
+    return await _serve(request, deps.store.events_key(principal.tenant, cus_id), cus_id)
+
+
+@routes.route("GET", "/v1/handoffs/events", roles=("agent",), produces="text/event-stream",
+              headers=(LAST_EVENT_ID,), summary="Live changes of the tenant's hand-off queue")
+async def queue_events(request: web.Request) -> web.StreamResponse:
+    deps, principal = request.app[DEPS], request[PRINCIPAL]
+    return await _serve(request, deps.store.events_key(principal.tenant, None), None)

@@ -1,0 +1,58 @@
+"""Path and query parameters, checked the same way bodies are."""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from handoff.errors import Unprocessable
+
+NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
+SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+def name(request: web.Request, key: str) -> str:
+    value = request.match_info[key]
+    if not NAME.match(value):
+        raise Unprocessable(f"{key} must be 1 to 128 printable characters",
+                            [{"loc": ["path", key], "msg": "invalid"}])
+    return value
+
+
+def integer(request: web.Request, key: str, *, default: int, low: int, high: int) -> int:
+    raw = request.query.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise Unprocessable(f"{key} must be an integer from {low} to {high}",
+                            [{"loc": ["query", key], "msg": f"between {low} and {high}"}])
+    return value
+
+
+def choice(request: web.Request, key: str, options: tuple[str, ...], default: str) -> str:
+    value = request.query.get(key) or default
+    if value not in options:
+        raise Unprocessable(f"{key} must be one of {', '.join(options)}",
+                            [{"loc": ["query", key], "msg": "unknown value"}])
+    return value
+
+
+def slug(request: web.Request, key: str) -> str | None:
+    value = request.query.get(key) or None
+    if value is not None and not SLUG.match(value):
+        raise Unprocessable(f"{key} must be lower-case letters, digits, '.', '_' or '-'",
+                            [{"loc": ["query", key], "msg": "invalid"}])
+    return value
+
+
+def cursor(request: web.Request, key: str = "before") -> str | None:
+    value = request.query.get(key) or None
+    if value is not None and not NAME.match(value):
+        raise Unprocessable("not a cursor this list gave out",
+                            [{"loc": ["query", key], "msg": "invalid cursor"}])
+    return value

@@ -1,0 +1,77 @@
+"""Declared endpoints: each knows its roles, body and response, so the router, the role checks
+and the OpenAPI document all come from one table."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import wraps
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from handoff.api.state import DEPS, PRINCIPAL
+from handoff.errors import Forbidden
+from handoff.services import apikeys
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Query:
+    name: str
+    description: str
+    schema: dict[str, object] = field(default_factory=lambda: {"type": "string"})
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    handler: Handler
+    roles: frozenset[str] | None
+    summary: str
+    body: type[BaseModel] | None = None
+    body_optional: bool = False
+    response: type[BaseModel] | None = None
+    status: int = 200
+    query: tuple[Query, ...] = ()
+    produces: str = "application/json"
+    headers: tuple[Query, ...] = ()
+
+
+class Routes:
+    """A module's endpoints, registered with a decorator."""
+
+    def __init__(self) -> None:
+        self.endpoints: list[Endpoint] = []
+
+    def route(self, method: str, path: str, *, roles: tuple[str, ...] | None, summary: str,
+              body: type[BaseModel] | None = None, body_optional: bool = False,
+              response: type[BaseModel] | None = None, status: int = 200,
+              query: tuple[Query, ...] = (), produces: str = "application/json",
+              headers: tuple[Query, ...] = ()) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            guarded = handler if roles is None else _guard(handler, frozenset(roles))
+            self.endpoints.append(Endpoint(
+                method, path, guarded, None if roles is None else frozenset(roles), summary,
+                body, body_optional, response, status, query, produces, headers))
+            return guarded
+        return register
+
+    def install(self, app: web.Application) -> None:
+        app.add_routes([web.route(e.method, e.path, e.handler) for e in self.endpoints])
+
+
+def _guard(handler: Handler, roles: frozenset[str]) -> Handler:
+    """Authenticate (401) and authorise (403) before the handler sees anything."""
+    @wraps(handler)
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        principal = await apikeys.authenticate(request.app[DEPS].store,
+                                               request.headers.get("Authorization"))
+        if principal.role not in roles:
+            raise Forbidden(f"a {principal.role} key may not use this route; "
+                            f"it needs {' or '.join(sorted(roles))}")
+        request[PRINCIPAL] = principal
+        return await handler(request)
+    return guarded

@@ -1,0 +1,21 @@
+"""Typed application and request state."""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from typing import Any
+
+from aiohttp import web
+
+from handoff.services.deps import Deps, Principal
+from handoff.services.flags import Lexicon
+from handoff.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+DEPS = web.AppKey("deps", Deps)
+LEXICON = web.AppKey("lexicon", Lexicon)
+STREAMS = web.AppKey("streams", weakref.WeakSet[web.StreamResponse])
+CLOSING = web.AppKey("closing", asyncio.Event)
+PRINCIPAL = web.RequestKey("principal", Principal)
+OPENAPI = web.AppKey("openapi", dict[str, Any])

@@ -1,0 +1,87 @@
+"""The application factory: wiring only."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from handoff.api import conversations, customers, events, handoffs, identities, ops
+from handoff.api.middleware import problems
+from handoff.api.openapi import document
+from handoff.api.routing import Routes
+from handoff.api.state import CLOSING, DEPS, LEXICON, OPENAPI, SETTINGS, STREAMS
+from handoff.errors import HandoffError
+from handoff.services import handoffs as handoff_service
+from handoff.services.deps import Deps
+from handoff.services.flags import Lexicon
+from handoff.settings import Settings
+from handoff.store import Store
+from handoff.store.connection import connect
+
+log = logging.getLogger("handoff")
+# Order matters where paths overlap: /v1/handoffs/events before /v1/handoffs/{id}.
+ROUTES: tuple[Routes, ...] = (events.routes, conversations.routes, customers.routes,
+                              identities.routes, handoffs.routes, ops.routes)
+
+
+def create_app(settings: Settings) -> web.Application:
+    """A ready-to-run application; `settings.redis_url` must point at a Redis server."""
+    if not settings.redis_url:
+        raise ValueError("settings.redis_url is required (handoff serve starts one for you)")
+    app = web.Application(middlewares=[problems], client_max_size=settings.max_body_bytes,
+                          handler_args={"max_field_size": 16384})
+    app[SETTINGS] = settings
+    app[LEXICON] = Lexicon(settings)
+    app[STREAMS] = weakref.WeakSet()
+    app[CLOSING] = asyncio.Event()
+    for routes in ROUTES:
+        routes.install(app)
+    app[OPENAPI] = document([e for r in ROUTES for e in r.endpoints])
+    app.cleanup_ctx.append(_store)
+    app.cleanup_ctx.append(_sweeper)
+    app.on_shutdown.append(_close_streams)
+    return app
+
+
+async def _store(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    assert settings.redis_url is not None
+    client = connect(settings.redis_url, cluster=settings.redis_cluster,
+                     timeout=settings.redis_timeout,
+                     max_connections=settings.redis_max_connections)
+    # Each open event stream holds one of these while it waits in XREAD BLOCK.
+    blocking = connect(settings.redis_url, cluster=settings.redis_cluster,
+                       timeout=settings.redis_timeout, max_connections=10_000, blocking=True)
+    store = await Store.open(client, blocking, events_maxlen=settings.events_maxlen)
+    app[DEPS] = Deps(store=store, settings=settings)
+    yield
+    await store.close()
+
+
+async def _sweeper(app: web.Application) -> AsyncIterator[None]:
+    """Expire overdue pending hand-offs in the background; every process may run it."""
+    async def run() -> None:
+        deps = app[DEPS]
+        while True:
+            await asyncio.sleep(deps.settings.sweep_seconds)
+            try:
+                for tenant in await deps.store.tenants():
+                    await handoff_service.expire_due(deps, tenant)
+            except HandoffError as exc:
+                log.warning("hand-off expiry sweep skipped: %s", exc.detail)
+
+    task = asyncio.create_task(run(), name="handoff-expiry-sweep")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _close_streams(app: web.Application) -> None:
+    """Let live event streams say goodbye (with a resume id) before the server stops."""
+    app[CLOSING].set()

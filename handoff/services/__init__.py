@@ -1,0 +1,1 @@
+"""The domain: identity, conversations, facts, verification, hand-offs, codes, the brief."""

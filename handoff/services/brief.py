@@ -1,0 +1,155 @@
+"""The context brief: who the customer is, what was proved, what they said, what not to ask.
+
+Its cost is bounded by the brief's size, never by history: each customer (and each customer
+merged into it) is read in one pipelined round trip of fixed commands, the turns by a bounded
+XREVRANGE.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from handoff.errors import NotFound
+from handoff.services import identity
+from handoff.services.conversations import turn_view
+from handoff.services.deps import Deps
+from handoff.services.flags import HUMAN_COUNTER, HUMAN_TERM
+from handoff.services.handoffs import view as handoff_view
+from handoff.services.timefmt import iso, moment, when
+from handoff.store.store import CustomerData
+from schemas.brief import Brief, CustomerView, Flag, JourneyStep, KnownIdentity, Merge
+from schemas.conversations import Fact
+from schemas.verification import Verification
+
+OPEN = ("pending", "accepted")
+# Internal ids a customer would not know, so never worth asking for.
+NOT_ASKED = {"chat", "crm"}
+
+
+def etag(customers: list[tuple[str, dict[str, str], dict[str, Any]]], turns: int,
+         now_ms: int) -> str:
+    """Changes whenever any write lands or a verification lapses; nothing else moves a brief."""
+    parts = [str(turns)]
+    for cus_id, meta, verifications in customers:
+        lapsed = sum(1 for v in verifications.values() if v["expires_at"] <= now_ms)
+        parts.append(f"{cus_id}:{meta.get('ver', '0')}:{lapsed}")
+    return '"' + hashlib.sha1("|".join(parts).encode()).hexdigest()[:20] + '"'
+
+
+async def current_etag(deps: Deps, tenant: str, cus_id: str, turns: int) -> str:
+    """The brief's ETag without building the brief (the cheap If-None-Match path)."""
+    ((meta, verif),) = await deps.store.read_verifications(tenant, [cus_id])
+    if not meta:
+        raise NotFound("no such customer")
+    customers = [(cus_id, meta, verif)]
+    merged = identity.merged_ids(meta)
+    if merged:
+        rows = await deps.store.read_verifications(tenant, merged)
+        customers += [(c, m, v) for c, (m, v) in zip(merged, rows, strict=True)]
+    return etag(customers, turns, deps.now_ms())
+
+
+async def build(deps: Deps, tenant: str, cus_id: str, turns: int) -> tuple[Brief, str]:
+    """The brief of a customer (already resolved to its survivor) and its ETag."""
+    settings = deps.settings
+    (main,) = await deps.store.read_customers(tenant, [cus_id], turns, settings.brief_handoffs)
+    if not main.exists:
+        raise NotFound("no such customer")
+    merged = identity.merged_ids(main.meta)
+    everyone = [main]
+    if merged:
+        everyone += await deps.store.read_customers(tenant, merged, turns,
+                                                    settings.brief_handoffs)
+    now = deps.now_ms()
+    ho_ids = sorted({h for d in everyone for h in d.handoff_ids},
+                    reverse=True)[:settings.brief_handoffs]
+    handoffs = [handoff_view(r) for r in await deps.store.get_handoffs(tenant, ho_ids)]
+    verifications = _verifications(everyone, now)
+    facts = _facts(everyone)
+    active = {(v.identity.kind, v.identity.value) for v in verifications if not v.expired}
+    known = _identities(everyone, active)
+    conversations: dict[str, Any] = {}
+    for d in everyone:
+        conversations.update(d.conversations)
+    entries = [e for d in everyone for e in d.turns]
+    turn_list = sorted((turn_view(e, conversations) for e in entries),
+                       key=lambda t: (t.ts, t.cursor or ""))[-turns:]
+    open_first = sorted(handoffs, key=lambda h: (h.status not in OPEN, -h.created_at.timestamp()))
+    brief = Brief(
+        customer=CustomerView(id=cus_id, identities=known,
+                              created_at=when(main.meta.get("created")), merged=merged),
+        verifications=verifications,
+        facts=facts,
+        do_not_ask=_do_not_ask(known, facts),
+        handoffs=open_first,
+        journey=sorted((JourneyStep(channel=c["channel"], conversation_id=c["conversation_id"],
+                                    source=c.get("source"), started_at=moment(c["started_at"]))
+                        for c in conversations.values()), key=lambda j: j.started_at),
+        turns=turn_list,
+        flags=_flags(everyone, settings.human_request_threshold),
+        merges=[Merge(customer_id=c, via=via, at=moment(at))
+                for c, via, at in identity.merge_records(main.meta)],
+        summary=next((h.summary for h in open_first if h.summary), None),
+        generated_at=moment(now),
+    )
+    tag = etag([(d.customer_id, d.meta, d.verifications) for d in everyone], turns, now)
+    return brief, tag
+
+
+def _verifications(everyone: list[CustomerData], now: int) -> list[Verification]:
+    out = []
+    for d in everyone:
+        for v in d.verifications.values():
+            out.append(Verification.model_validate({
+                **v, "verified_at": iso(v["verified_at"]), "expires_at": iso(v["expires_at"]),
+                "expired": v["expires_at"] <= now}))
+    return sorted(out, key=lambda v: v.verified_at, reverse=True)
+
+
+def _facts(everyone: list[CustomerData]) -> dict[str, Fact]:
+    latest: dict[str, dict[str, Any]] = {}
+    for d in everyone:
+        for key, f in d.facts.items():
+            if key not in latest or f["at"] > latest[key]["at"]:
+                latest[key] = f
+    return {k: Fact.model_validate({**f, "at": iso(f["at"])}) for k, f in sorted(latest.items())}
+
+
+def _identities(everyone: list[CustomerData], active: set[tuple[str, str]]
+                ) -> list[KnownIdentity]:
+    seen: dict[str, KnownIdentity] = {}
+    for d in everyone:
+        for rec in d.identities.values():
+            kind, value = rec["kind"], rec["value"]
+            item = KnownIdentity(kind=kind, value=value, verified=(kind, value) in active,
+                                 linked=rec.get("state") == "linked", channel=rec.get("channel"),
+                                 first_seen=when(rec.get("at")))
+            prev = seen.get(f"{kind}:{value}")
+            if prev is None or (item.linked and not prev.linked):
+                seen[f"{kind}:{value}"] = item
+    return sorted(seen.values(), key=lambda i: (not i.verified, not i.linked, i.kind, i.value))
+
+
+def _do_not_ask(known: list[KnownIdentity], facts: dict[str, Fact]) -> list[str]:
+    order = [i.kind for i in known if i.verified]
+    order += list(facts)
+    order += [i.kind for i in known if i.kind not in NOT_ASKED]
+    return list(dict.fromkeys(order))
+
+
+def _flags(everyone: list[CustomerData], threshold: int) -> list[Flag]:
+    flags: list[Flag] = []
+    asks: list[dict[str, Any]] = []
+    for d in everyone:
+        for key, rec in d.flags.items():
+            if key.startswith(HUMAN_COUNTER):
+                asks.append(rec)
+            else:
+                flags.append(Flag(kind=rec["kind"], term=rec["term"], turn_id=rec["turn_id"],
+                                  conversation_id=rec["conversation_id"]))
+    if len(asks) >= threshold:
+        last = max(asks, key=lambda r: r["at"])
+        flags.append(Flag(kind="frustration", term=HUMAN_TERM, turn_id=last["turn_id"],
+                          conversation_id=last["conversation_id"], count=len(asks)))
+    return flags

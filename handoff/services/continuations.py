@@ -1,0 +1,87 @@
+"""Continuation codes: a short single-use number that ties a phone call to an earlier chat.
+
+A wrong code cannot be pinned on any one code, so guessing is limited where it comes from: each
+API key gets `redeem_attempts_per_minute` redemptions a minute, and a conversation (one call)
+that enters `continuation_max_failures` wrong codes is locked out until the codes it could have
+been guessing have expired.
+"""
+
+from __future__ import annotations
+
+from handoff import ids
+from handoff.errors import NotFound, StoreUnavailable, TooManyRequests, Unprocessable
+from handoff.services import identity
+from handoff.services.conversations import conversation_record
+from handoff.services.deps import Deps, Principal
+from handoff.store import codec, keys
+from handoff.store.store import CustomerWrite
+from schemas.handoffs import RedeemIn, RedeemResult
+
+WINDOW_MS = 60_000
+
+
+async def issue(deps: Deps, tenant: str, customer_id: str, handoff_id: str) -> tuple[str, int]:
+    """A fresh code for a hand-off: (code, expiry in epoch ms)."""
+    ttl_ms = deps.settings.continuation_ttl_seconds * 1000
+    expires = deps.now_ms() + ttl_ms
+    record = {"customer_id": customer_id, "handoff_id": handoff_id, "expires_at": expires}
+    for _ in range(20):
+        code = ids.numeric_code(deps.settings.continuation_digits)
+        if await deps.store.put_code(tenant, code, record, ttl_ms):
+            return code, expires
+    raise StoreUnavailable("no free continuation code; raise continuation_digits")
+
+
+async def discard(deps: Deps, tenant: str, code: str | None) -> None:
+    if code is not None:
+        await deps.store.take_code(tenant, code)
+
+
+async def redeem(deps: Deps, principal: Principal, code: str, body: RedeemIn) -> RedeemResult:
+    """Join the caller to the code's customer (and hand-off); the code is then spent."""
+    tenant, settings = principal.tenant, deps.settings
+    if not code.isdigit() or len(code) != settings.continuation_digits:
+        raise Unprocessable("a continuation code is a number of "
+                            f"{settings.continuation_digits} digits",
+                            [{"loc": ["path", "code"], "msg": "wrong format"}])
+    window = deps.now_ms() // WINDOW_MS
+    rate_key = keys.rate(tenant, f"redeem:{principal.key_id}", window)
+    if await deps.store.count(rate_key, WINDOW_MS * 2) > settings.redeem_attempts_per_minute:
+        raise TooManyRequests("too many redemptions from this key; slow down",
+                              retry_after=max(1, (WINDOW_MS - deps.now_ms() % WINDOW_MS) // 1000))
+    failures_key = deps.store.code_failures_key(tenant, body.conversation_id)
+    if await deps.store.count(failures_key, 0, incr=False) >= settings.continuation_max_failures:
+        retry = max(1, await deps.store.ttl_ms(failures_key) // 1000)
+        raise TooManyRequests("this conversation entered too many wrong codes",
+                              retry_after=retry)
+    record = await deps.store.take_code(tenant, code)
+    if record is None:
+        await deps.store.count(failures_key, settings.continuation_ttl_seconds * 1000)
+        raise NotFound("no such continuation code (wrong, expired or already used)")
+    target = await identity.survivor(deps, tenant, record["customer_id"])
+    try:
+        caller: identity.Resolved | None = await identity.resolve_writer(
+            deps, principal, conversation_id=body.conversation_id, channel=body.channel,
+            customer=body.customer, create=False)
+    except NotFound:
+        caller = None  # a call we have never seen: it simply joins the code's customer
+    merged: list[str] = []
+    if caller is not None and caller.customer_id != target:
+        merged = await identity.merge(deps, tenant, target, caller.customer_id,
+                                      via="continuation")
+    now = deps.now_ms()
+    change = CustomerWrite(events=[("continuation.redeemed", codec.pack(
+        {"conversation_id": body.conversation_id, "channel": body.channel,
+         "handoff_id": record.get("handoff_id"), "at": now}))])
+    conversation_record(change, body.conversation_id, channel=body.channel, source=body.source,
+                        started_ms=now, by=principal.key_id)
+    if caller is not None:
+        identity.identity_records(caller, channel=body.channel,
+                                  conversation_id=body.conversation_id, now_ms=now,
+                                  change=change)
+    target, _ = await identity.write(deps, tenant, target, change)
+    # The call's own identities (its number, the call id) now lead to the chat's customer.
+    own = [i.key for i in identity.trusted(body.customer, body.channel)]
+    await deps.store.link(tenant, target, conversations=[body.conversation_id],
+                          identities=own, ttl_ms=deps.ttl_ms, overwrite=True)
+    return RedeemResult(customer_id=target, handoff_id=record.get("handoff_id"), merged=merged)

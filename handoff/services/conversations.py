@@ -1,0 +1,110 @@
+"""Transcript turns: appended once each, read back newest first."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from handoff.errors import Unprocessable
+from handoff.services import identity
+from handoff.services.deps import Deps, Principal
+from handoff.services.facts import add_facts
+from handoff.services.flags import Lexicon
+from handoff.services.masking import mask_text, mask_value
+from handoff.services.timefmt import iso, to_ms
+from handoff.store import codec
+from handoff.store.store import CustomerWrite, StreamEntry
+from schemas.common import Page
+from schemas.conversations import AppendResult, AppendTurns, Turn
+
+CURSOR = re.compile(r"^\d{1,20}-\d{1,20}$")
+
+
+async def append_turns(deps: Deps, principal: Principal, lexicon: Lexicon,
+                       conversation_id: str, body: AppendTurns) -> AppendResult:
+    """Append turns to a conversation; a turn id already stored counts as a duplicate."""
+    resolved = await identity.resolve_writer(
+        deps, principal, conversation_id=conversation_id, channel=body.channel,
+        customer=body.customer)
+    if resolved.new_conversation and body.channel is None:
+        raise Unprocessable("the first post of a conversation names its channel",
+                            [{"loc": ["channel"], "msg": "required on the first post"}])
+    now = deps.now_ms()
+    change = CustomerWrite()
+    identity.identity_records(resolved, channel=body.channel, conversation_id=conversation_id,
+                              now_ms=now, change=change)
+    started = min(to_ms(t.ts) for t in body.turns)
+    conversation_record(change, conversation_id, channel=body.channel, source=body.source,
+                        started_ms=started, by=principal.key_id)
+    for turn in body.turns:
+        text = mask_text(turn.text)
+        record: dict[str, Any] = {
+            "id": turn.id, "conversation_id": conversation_id, "channel": body.channel,
+            "role": turn.role, "text": text, "ts": to_ms(turn.ts), "intent": turn.intent,
+            "confidence": turn.confidence, "entities": mask_value(turn.entities),
+            "source": body.source, "at": now, "by": principal.key_id}
+        change.turns.append((f"{conversation_id}\x00{turn.id}", codec.pack(record)))
+        if turn.role == "customer":
+            flag_turn(change, lexicon, text, conversation_id, turn.id, now)
+    if body.facts:
+        add_facts(change, body.facts, principal=principal, channel=body.channel,
+                  conversation_id=conversation_id, turn_id=body.turns[-1].id,
+                  source=body.source, now_ms=now)
+    cus_id, written = await identity.write(deps, principal.tenant, resolved.customer_id, change)
+    return AppendResult(customer_id=cus_id, conversation_id=conversation_id,
+                        appended=written.appended, duplicates=written.duplicates)
+
+
+def conversation_record(change: CustomerWrite, conversation_id: str, *, channel: str | None,
+                        source: str | None, started_ms: int, by: str) -> None:
+    """Record a conversation the first time it is seen (later sightings change nothing)."""
+    if channel is None:
+        return
+    change.hsetnx.append(("convs", conversation_id, codec.pack(
+        {"conversation_id": conversation_id, "channel": channel, "source": source,
+         "started_at": started_ms, "by": by})))
+
+
+def flag_turn(change: CustomerWrite, lexicon: Lexicon, text: str, conversation_id: str,
+              turn_id: str, now_ms: int) -> None:
+    """Remember the first turn that raised each flag, and every request for a human."""
+    for hit in lexicon.hits(text):
+        change.hsetnx.append(("flags", f"{hit.kind}:{hit.term}", codec.pack(
+            {"kind": hit.kind, "term": hit.term, "turn_id": turn_id,
+             "conversation_id": conversation_id, "at": now_ms})))
+    if lexicon.asks_for_human(text):
+        # One field per turn, so a retried post does not count twice.
+        change.hsetnx.append(("flags", f"#human:{conversation_id}\x00{turn_id}", codec.pack(
+            {"turn_id": turn_id, "conversation_id": conversation_id, "at": now_ms})))
+
+
+def turn_view(entry: StreamEntry, conversations: dict[str, Any]) -> Turn:
+    cursor, fields = entry
+    record = codec.unpack(fields["d"])
+    channel = record.get("channel") or (conversations.get(record["conversation_id"]) or {}).get(
+        "channel") or "other"
+    return Turn(**{**record, "channel": channel, "ts": iso(record["ts"]), "cursor": cursor})
+
+
+async def transcript(deps: Deps, principal: Principal, ref: str, before: str | None,
+                     limit: int) -> Page[Turn]:
+    """The whole transcript across merged customers, newest first, `limit` at a time."""
+    if before is not None and not CURSOR.match(before):
+        raise Unprocessable("not a cursor this list gave out",
+                            [{"loc": ["query", "before"], "msg": "invalid cursor"}])
+    cus_id = await identity.resolve_ref(deps, principal, ref)
+    (meta,) = await deps.store.read_meta(principal.tenant, [cus_id])
+    everyone = [cus_id, *identity.merged_ids(meta)]
+    pages = await deps.store.read_turns(principal.tenant, everyone, before, limit)
+    entries = sorted((e for page in pages for e in page), key=lambda e: _cursor_key(e[0]),
+                     reverse=True)[:limit]
+    conversations: dict[str, Any] = {}
+    for cus in everyone:
+        conversations.update(await deps.store.read_hash(principal.tenant, cus, "convs"))
+    items = [turn_view(e, conversations) for e in entries]
+    return Page[Turn](items=items, next=entries[-1][0] if len(entries) == limit else None)
+
+
+def _cursor_key(cursor: str) -> tuple[int, int]:
+    ms, _, seq = cursor.partition("-")
+    return int(ms), int(seq)

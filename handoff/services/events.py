@@ -1,0 +1,70 @@
+"""Live events: a customer's changes or a tenant's queue, replayed from an id then followed."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import Any
+
+from handoff.errors import BadRequest
+from handoff.services.conversations import turn_view
+from handoff.services.deps import Deps
+from handoff.services.timefmt import iso
+from handoff.store import codec
+from handoff.store.store import StreamEntry
+
+EVENT_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+TIME_FIELDS = ("at", "ts", "verified_at", "expires_at", "started_at")
+REPLAY_BATCH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: str
+    type: str
+    data: dict[str, Any]
+
+
+def check_last_event_id(value: str | None) -> str | None:
+    """A `Last-Event-ID` we gave out, or 400: it must never be echoed into headers raw."""
+    if value is None or value == "":
+        return None
+    if not EVENT_ID.match(value):
+        raise BadRequest("Last-Event-ID is not an event id this service sent")
+    return value
+
+
+def decode(entry: StreamEntry, customer_id: str | None) -> Event:
+    """An event as agents see it: its type, the customer, the changed record."""
+    event_id, fields = entry
+    kind = fields["t"].decode()
+    record = codec.unpack(fields["d"])
+    if kind == "turn":
+        turn = turn_view((fields.get("c", b"").decode() or event_id, {"d": fields["d"]}), {})
+        return Event(event_id, "turn.appended",
+                     {"type": "turn.appended", "customer_id": customer_id,
+                      "record": turn.model_dump(mode="json", exclude_none=True)})
+    if isinstance(record, dict):
+        record = {k: (iso(v) if k in TIME_FIELDS and isinstance(v, int) else v)
+                  for k, v in record.items() if k != "by"}
+        customer_id = customer_id or record.get("customer_id")
+    return Event(event_id, kind, {"type": kind, "customer_id": customer_id, "record": record})
+
+
+async def follow(deps: Deps, stream: str, after: str | None, customer_id: str | None,
+                 *, block_ms: int = 15_000) -> AsyncGenerator[list[Event], None]:
+    """Batches of events after `after` (or from now); an empty batch is a heartbeat tick."""
+    cursor = after or await deps.store.last_event_id(stream)
+    if after:
+        while True:
+            entries = await deps.store.read_events(stream, cursor, REPLAY_BATCH)
+            if not entries:
+                break
+            cursor = entries[-1][0]
+            yield [decode(e, customer_id) for e in entries]
+    while True:
+        entries = await deps.store.wait_events(stream, cursor, block_ms, REPLAY_BATCH)
+        if entries:
+            cursor = entries[-1][0]
+        yield [decode(e, customer_id) for e in entries]

@@ -1,0 +1,207 @@
+"""Hand-offs: requested by a bot or IVR, queued by priority then age, taken by exactly one agent."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from handoff import ids
+from handoff.errors import Conflict, NotFound, Unprocessable
+from handoff.services import continuations, identity
+from handoff.services.conversations import conversation_record
+from handoff.services.deps import Deps, Principal
+from handoff.services.masking import mask_text
+from handoff.services.timefmt import iso
+from handoff.store import codec
+from handoff.store.store import CustomerWrite
+from schemas.common import Page
+from schemas.handoffs import Handoff, HandoffIn
+
+IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000
+PRIORITY_SPAN = 10**13  # larger than any epoch millisecond, so score = priority, then age
+
+
+def view(record: dict[str, str], *, with_code: bool = False) -> Handoff:
+    """The API shape of a stored hand-off (the continuation code only for its requester)."""
+    def opt(name: str) -> str | None:
+        return record.get(name) or None
+
+    return Handoff.model_validate({
+        "id": record["id"], "status": record["status"], "customer_id": record["customer_id"],
+        "conversation_id": opt("conversation_id"), "channel": opt("channel"),
+        "source": opt("source"), "reason": record["reason"], "priority": int(record["priority"]),
+        "queue": record["queue"], "intent": opt("intent"), "summary": opt("summary"),
+        "created_at": iso(record["created_ms"]), "updated_at": iso(record["updated_ms"]),
+        "expires_at": iso(record.get("expires_ms")) if record["status"] == "pending" else None,
+        "agent_id": opt("agent_id"), "accepted_at": iso(record.get("accepted_ms")),
+        "closed_at": iso(record.get("closed_ms")), "note": opt("note"),
+        "continuation_code": opt("code") if with_code else None,
+        "continuation_expires_at": iso(record.get("code_expires_ms")),
+    })
+
+
+def _fingerprint(body: HandoffIn, customer_id: str) -> str:
+    return hashlib.sha256(f"{customer_id}\x00{body.model_dump_json()}".encode()).hexdigest()[:32]
+
+
+async def create(deps: Deps, principal: Principal, body: HandoffIn,
+                 idempotency_key: str | None) -> tuple[Handoff, bool]:
+    """Request a hand-off; with an Idempotency-Key a retry answers the first one. (record, new)"""
+    tenant = principal.tenant
+    resolved = await identity.resolve_writer(
+        deps, principal, conversation_id=body.conversation_id, channel=body.channel,
+        customer=body.customer)
+    now = deps.now_ms()
+    ho_id = ids.handoff_id()
+    record = {
+        "id": ho_id, "status": "pending", "customer_id": resolved.customer_id,
+        "conversation_id": body.conversation_id or "", "channel": body.channel or "",
+        "source": body.source or "", "reason": body.reason, "priority": str(body.priority),
+        "queue": body.queue, "intent": body.intent or "",
+        "summary": mask_text(body.summary or ""), "created_ms": str(now), "updated_ms": str(now),
+        "expires_ms": str(now + deps.settings.handoff_pending_seconds * 1000),
+        "score": str(body.priority * PRIORITY_SPAN + now), "by": principal.key_id}
+    code: str | None = None
+    if body.continuation:
+        code, code_expires = await continuations.issue(deps, tenant, resolved.customer_id, ho_id)
+        record |= {"code": code, "code_expires_ms": str(code_expires)}
+    idem = (deps.store.idempotency_key(tenant, principal.key_id, idempotency_key)
+            if idempotency_key else None)
+    outcome, final_id = await deps.store.create_handoff(
+        tenant, record, score=float(record["score"]), deadline_ms=int(record["expires_ms"]),
+        now_ms=now, idempotency=idem, idempotency_ttl_ms=IDEMPOTENCY_TTL_MS,
+        fingerprint=_fingerprint(body, resolved.customer_id))
+    if outcome == "mismatch":
+        await continuations.discard(deps, tenant, code)
+        raise Unprocessable("this Idempotency-Key was used with a different request",
+                            [{"loc": ["header", "Idempotency-Key"], "msg": "reused key"}])
+    if outcome == "existing":
+        await continuations.discard(deps, tenant, code)
+    (stored,) = await deps.store.get_handoffs(tenant, [final_id])
+    # Second, idempotent step in the customer's slot: the brief lists its hand-offs.
+    change = CustomerWrite(zadd=[("hos", float(stored["created_ms"]), final_id)],
+                           events=[("handoff.requested", codec.pack(_public(stored)))])
+    identity.identity_records(resolved, channel=body.channel,
+                              conversation_id=body.conversation_id, now_ms=now, change=change)
+    if body.conversation_id:
+        conversation_record(change, body.conversation_id, channel=body.channel,
+                            source=body.source, started_ms=now, by=principal.key_id)
+    await identity.write(deps, tenant, stored["customer_id"], change)
+    return view(stored, with_code=True), outcome == "created"
+
+
+def _public(record: dict[str, str]) -> dict[str, Any]:
+    return view(record).model_dump(mode="json")
+
+
+async def get(deps: Deps, principal: Principal, ho_id: str) -> Handoff:
+    return view(await _load(deps, principal.tenant, ho_id))
+
+
+async def _load(deps: Deps, tenant: str, ho_id: str) -> dict[str, str]:
+    if not ho_id.startswith("ho_") or len(ho_id) > 64:
+        raise NotFound("no such hand-off")
+    found = await deps.store.get_handoffs(tenant, [ho_id])
+    if not found:
+        raise NotFound("no such hand-off")
+    return found[0]
+
+
+async def _transition(deps: Deps, principal: Principal, ho_id: str, *, allowed: list[str],
+                      target: str, event: str, fields: dict[str, str]) -> dict[str, str]:
+    tenant = principal.tenant
+    current = await _load(deps, tenant, ho_id)
+    outcome = await deps.store.transition_handoff(
+        tenant, ho_id, current["queue"], allowed=allowed, target=target, event=event,
+        fields=fields, now_ms=deps.now_ms())
+    if outcome.result == "missing":
+        raise NotFound("no such hand-off")
+    if outcome.expired_now:
+        await _mirror(deps, tenant, outcome.record, "handoff.expired")
+    if outcome.result == "conflict":
+        who = outcome.record.get("agent_id")
+        status = outcome.previous or outcome.record.get("status")
+        detail = f"the hand-off is {status}" + (f" by {who}" if who and status == "accepted"
+                                                 else "")
+        raise Conflict(detail, status=status)
+    await _mirror(deps, tenant, outcome.record, event)
+    return outcome.record
+
+
+async def _mirror(deps: Deps, tenant: str, record: dict[str, str], event: str) -> None:
+    """Tell the customer's own event stream (and bump its brief version)."""
+    change = CustomerWrite(zadd=[("hos", float(record["created_ms"]), record["id"])],
+                           events=[(event, codec.pack(_public(record)))])
+    await identity.write(deps, tenant, record["customer_id"], change)
+
+
+async def accept(deps: Deps, principal: Principal, ho_id: str, agent_id: str) -> Handoff:
+    """Claim a pending hand-off; exactly one agent wins, a retry by the winner wins again."""
+    try:
+        record = await _transition(
+            deps, principal, ho_id, allowed=["pending"], target="accepted",
+            event="handoff.accepted",
+            fields={"agent_id": agent_id, "accepted_ms": str(deps.now_ms())})
+    except Conflict:
+        current = await _load(deps, principal.tenant, ho_id)
+        if current["status"] == "accepted" and current.get("agent_id") == agent_id:
+            return view(current)
+        raise
+    return view(record)
+
+
+async def resolve(deps: Deps, principal: Principal, ho_id: str, agent_id: str | None,
+                  note: str | None) -> Handoff:
+    fields = {"closed_ms": str(deps.now_ms()), "note": mask_text(note or "")}
+    if agent_id:
+        current = await _load(deps, principal.tenant, ho_id)
+        if current.get("agent_id") and current["agent_id"] != agent_id:
+            raise Conflict(f"the hand-off is accepted by {current['agent_id']}")
+        fields["agent_id"] = agent_id
+    return view(await _transition(deps, principal, ho_id, allowed=["pending", "accepted"],
+                                  target="resolved", event="handoff.resolved", fields=fields))
+
+
+async def cancel(deps: Deps, principal: Principal, ho_id: str, note: str | None) -> Handoff:
+    """A bot or IVR withdraws a request no agent has taken yet."""
+    fields = {"closed_ms": str(deps.now_ms()), "note": mask_text(note or "")}
+    return view(await _transition(deps, principal, ho_id, allowed=["pending"],
+                                  target="cancelled", event="handoff.cancelled", fields=fields))
+
+
+def encode_cursor(record: dict[str, str]) -> str:
+    return f"{record['score']}~{record['id']}"
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    score, sep, ho_id = cursor.partition("~")
+    try:
+        if not sep or not ho_id.startswith("ho_"):
+            raise ValueError(cursor)
+        return float(score), ho_id
+    except ValueError as exc:
+        raise Unprocessable("not a cursor this list gave out",
+                            [{"loc": ["query", "before"], "msg": "invalid cursor"}]) from exc
+
+
+async def listing(deps: Deps, principal: Principal, *, status: str, queue: str | None,
+                  before: str | None, limit: int) -> Page[Handoff]:
+    """One status's hand-offs, most urgent first, then oldest first."""
+    after = decode_cursor(before) if before else None
+    records = await deps.store.list_handoffs(principal.tenant, status, queue, after, limit)
+    nxt = encode_cursor(records[-1]) if len(records) == limit else None
+    return Page[Handoff](items=[view(r) for r in records], next=nxt)
+
+
+async def expire_due(deps: Deps, tenant: str, limit: int = 200) -> int:
+    """Expire pending hand-offs past their deadline; safe to run in every process at once."""
+    expired = 0
+    for record in await deps.store.due_handoffs(tenant, deps.now_ms(), limit):
+        # Asking for any transition expires an overdue hand-off first; exactly one asker is told.
+        outcome = await deps.store.transition_handoff(
+            tenant, record["id"], record["queue"], allowed=[], target="expired",
+            event="handoff.expired", fields={}, now_ms=deps.now_ms())
+        if outcome.expired_now:
+            await _mirror(deps, tenant, outcome.record, "handoff.expired")
+            expired += 1
+    return expired

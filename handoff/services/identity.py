@@ -1,0 +1,258 @@
+"""Who is this customer? Normalised identities, trust rules, resolution and merges.
+
+The rules are about security, not convenience: only an identity the channel itself owns (the chat
+session on chat, the caller's number on a call) or one an `ivr`/`agent` key verified can lead a
+write to an existing customer. Anything else in a body is recorded as a claim on the customer the
+trusted part resolved to, and never opens or merges another customer's context.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import phonenumbers
+
+from handoff import ids
+from handoff.errors import NotFound, Unprocessable
+from handoff.services.deps import Deps, Principal
+from handoff.services.masking import mask_text
+from handoff.store import codec
+from handoff.store.store import CustomerWrite, Moved, Written
+from schemas.common import CustomerRef, Identity
+
+# The identity kind each channel owns: what that channel itself proves about the customer.
+CHANNEL_KIND = {"chat": "chat", "voice": "phone", "sms": "phone", "email": "email"}
+CUSTOMER_ID = re.compile(r"^cus_[0-9A-HJKMNP-TV-Z]{26}$")
+# Which identity kinds each role may use to address a customer in a path; agents see everything.
+REF_KINDS = {"bot": {"chat"}, "ivr": {"chat", "phone"}}
+MAX_MERGED = 20
+MAX_MOVES = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Ident:
+    """A normalised identity; `key` (`kind:value`) is how it is indexed and stored."""
+
+    kind: str
+    value: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.value}"
+
+    def public(self) -> dict[str, str]:
+        return {"kind": self.kind, "value": self.value}
+
+
+def normalise(identity: Identity, *, loc: tuple[str | int, ...] = ("identity",)) -> Ident:
+    """Canonical form: E.164 phones, lower-cased emails, trimmed everything else."""
+    kind, value = identity.kind, identity.value.strip()
+    if kind == "phone":
+        try:
+            number = phonenumbers.parse(value, None)
+        except phonenumbers.NumberParseException:
+            number = None
+        if number is None or not phonenumbers.is_possible_number(number):
+            raise Unprocessable("not a phone number in international form",
+                                [{"loc": [*loc, "value"],
+                                  "msg": "expected an international number such as +15550104477"}])
+        value = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    elif kind == "email":
+        value = value.lower()
+        if value.count("@") != 1 or value.startswith("@") or value.endswith("@"):
+            raise Unprocessable("not an email address",
+                                [{"loc": [*loc, "value"], "msg": "expected name@domain"}])
+    else:
+        value = mask_text(value)
+    if not value or any(ord(c) < 32 for c in value):
+        raise Unprocessable("identity value is empty or has control characters",
+                            [{"loc": [*loc, "value"], "msg": "printable text required"}])
+    return Ident(kind, value)
+
+
+def parse_ref(ref: str) -> tuple[str | None, Ident | None]:
+    """A path `{ref}`: a customer id, or an identity written `kind:value`."""
+    if ref.startswith("cus_"):
+        if not CUSTOMER_ID.match(ref):
+            raise NotFound("no such customer")
+        return ref, None
+    kind, sep, value = ref.partition(":")
+    if not sep:
+        raise NotFound("no such customer")
+    try:
+        identity = Identity(kind=kind, value=value)
+    except ValueError as exc:
+        raise NotFound("no such customer") from exc
+    try:
+        return None, normalise(identity)
+    except Unprocessable as exc:
+        raise NotFound("no such customer") from exc
+
+
+@dataclass
+class Resolved:
+    """The customer a write goes to, and what the body told us about identities."""
+
+    customer_id: str
+    created: bool
+    new_conversation: bool = False
+    linked: list[Ident] = field(default_factory=list)
+    claims: list[Ident] = field(default_factory=list)
+
+
+async def resolve_writer(deps: Deps, principal: Principal, *, conversation_id: str | None,
+                         channel: str | None, customer: CustomerRef | None,
+                         create: bool = True) -> Resolved:
+    """The customer a bot, IVR or agent is writing about, created on first sight."""
+    tenant = principal.tenant
+    idents = identities(customer)
+    own_kind = CHANNEL_KIND.get(channel or "")
+    trusted = [i for i in idents if i.kind == own_kind]
+    conv_owner, owners = await deps.store.lookup(tenant, conversation_id, [i.key for i in idents],
+                                                 deps.ttl_ms)
+    cus_id = conv_owner or next((owners[i.key] for i in trusted if i.key in owners), None)
+    created = False
+    if cus_id is None:
+        if not create:
+            raise NotFound("no such customer")
+        if not trusted and not conversation_id:
+            raise Unprocessable(
+                "cannot tell who the customer is",
+                [{"loc": ["customer"], "msg": f"give a conversation_id or a {own_kind or 'channel'}"
+                                              " identity the channel owns"}])
+        cus_id = ids.customer_id()
+        created = True
+    # Claim free index entries for this customer; a concurrent first post may have won the race,
+    # in which case its customer is ours too.
+    free = [i for i in trusted if i.key not in owners]
+    conversations = [conversation_id] if conversation_id and conv_owner is None else []
+    if free or conversations:
+        won = await deps.store.link(tenant, cus_id, conversations=conversations,
+                                    identities=[i.key for i in free], ttl_ms=deps.ttl_ms)
+        winner = (won.get(f"c:{conversation_id}") if conversations
+                  else won.get(f"i:{free[0].key}") if created else None)
+        if winner and winner != cus_id:
+            cus_id, created = winner, False
+        owners.update({k[2:]: v for k, v in won.items() if k.startswith("i:")})
+    linked = [i for i in idents if owners.get(i.key) == cus_id]
+    claims = [i for i in idents if owners.get(i.key) != cus_id]
+    return Resolved(cus_id, created, bool(conversations), linked, claims)
+
+
+async def resolve_ref(deps: Deps, principal: Principal, ref: str) -> str:
+    """The customer id a path `{ref}` names, following merges; 404 if this key cannot see it."""
+    cus_id, ident = parse_ref(ref)
+    if ident is not None:
+        allowed = REF_KINDS.get(principal.role)
+        if allowed is not None and ident.kind not in allowed:
+            raise NotFound("no such customer")
+        _, owners = await deps.store.lookup(principal.tenant, None, [ident.key], deps.ttl_ms)
+        cus_id = owners.get(ident.key)
+    if cus_id is None:
+        raise NotFound("no such customer")
+    return await survivor(deps, principal.tenant, cus_id)
+
+
+async def survivor(deps: Deps, tenant: str, cus_id: str) -> str:
+    """Follow `merged_into` to the customer that holds the context now; 404 if none."""
+    for _ in range(MAX_MOVES):
+        (meta,) = await deps.store.read_meta(tenant, [cus_id])
+        if not meta:
+            raise NotFound("no such customer")
+        nxt = meta.get("merged_into")
+        if not nxt:
+            return cus_id
+        cus_id = nxt
+    raise NotFound("no such customer")
+
+
+def identity_records(resolved: Resolved, *, channel: str | None, conversation_id: str | None,
+                     now_ms: int, change: CustomerWrite) -> None:
+    """Add the body's identities to a customer write: linked ones overwrite, claims only add."""
+    for ident in resolved.linked:
+        change.hset.append(("ids", ident.key, codec.pack(
+            {**ident.public(), "state": "linked", "channel": channel,
+             "conversation_id": conversation_id, "at": now_ms})))
+    for ident in resolved.claims:
+        change.hsetnx.append(("ids", ident.key, codec.pack(
+            {**ident.public(), "state": "claim", "channel": channel,
+             "conversation_id": conversation_id, "at": now_ms})))
+
+
+async def write(deps: Deps, tenant: str, cus_id: str, change: CustomerWrite
+                ) -> tuple[str, Written]:
+    """Apply a write, following the customer if it was merged meanwhile."""
+    for _ in range(MAX_MOVES):
+        out = await deps.store.write(tenant, cus_id, change, now_ms=deps.now_ms(),
+                                     ttl_ms=deps.ttl_ms)
+        if not isinstance(out, Moved):
+            return cus_id, out
+        cus_id = out.survivor
+    raise NotFound("no such customer")
+
+
+async def merge(deps: Deps, tenant: str, into: str, other: str, *, via: str) -> list[str]:
+    """Join `other`'s context to `into`'s; answers the customers merged (empty if already one).
+
+    Nothing is copied: the survivor records the merge, the other customer points at it, and every
+    index entry of the other moves over. The brief then reads both, so history stays where it was
+    written and each step is a single-slot operation that is safe to repeat.
+    """
+    into = await survivor(deps, tenant, into)
+    other = await survivor(deps, tenant, other)
+    if into == other:
+        return []
+    now = deps.now_ms()
+    (other_meta,) = await deps.store.read_meta(tenant, [other])
+    carried = {k: v for k, v in other_meta.items() if k.startswith("m:")}
+    record = f"{now} {via}"
+    keep = CustomerWrite(hset=[("meta", f"m:{other}", record),
+                               *[("meta", k, v) for k, v in carried.items()]],
+                         events=[("customer.merged", codec.pack(
+                             {"customer_id": other, "via": via, "at": now}))])
+    into, _ = await write(deps, tenant, into, keep)
+    await write(deps, tenant, other, CustomerWrite(hset=[("meta", "merged_into", into)]))
+    identities = await deps.store.read_hash(tenant, other, "ids")
+    conversations = await deps.store.read_hash(tenant, other, "convs")
+    await deps.store.link(tenant, into, conversations=list(conversations),
+                          identities=[k for k, v in identities.items()
+                                      if isinstance(v, dict) and v.get("state") != "claim"],
+                          ttl_ms=deps.ttl_ms, overwrite=True)
+    return [other, *[k[2:] for k in carried]]
+
+
+def merged_ids(meta: dict[str, str]) -> list[str]:
+    """The customers merged into one, most recent first, at most MAX_MERGED."""
+    merged = sorted(((int(v.split(" ", 1)[0]), k[2:]) for k, v in meta.items()
+                     if k.startswith("m:")), reverse=True)
+    return [cus for _, cus in merged][:MAX_MERGED]
+
+
+def merge_records(meta: dict[str, str]) -> list[tuple[str, str, int]]:
+    """(customer id, via, at ms) of every merge recorded in a survivor's meta."""
+    out = []
+    for k, v in meta.items():
+        if k.startswith("m:"):
+            at, _, via = v.partition(" ")
+            out.append((k[2:], via, int(at)))
+    return sorted(out, key=lambda m: m[2])
+
+
+def identities(customer: CustomerRef | None) -> list[Ident]:
+    """The body's identities, normalised, each once."""
+    return _dedupe([normalise(i, loc=("customer", "identities", n))
+                    for n, i in enumerate(customer.identities if customer else [])])
+
+
+def trusted(customer: CustomerRef | None, channel: str | None) -> list[Ident]:
+    """The identities the channel itself vouches for (the caller's number on a call)."""
+    own_kind = CHANNEL_KIND.get(channel or "")
+    return [i for i in identities(customer) if i.kind == own_kind]
+
+
+def _dedupe(idents: list[Ident]) -> list[Ident]:
+    seen: dict[str, Ident] = {}
+    for i in idents:
+        seen.setdefault(i.key, i)
+    return list(seen.values())

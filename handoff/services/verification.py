@@ -1,0 +1,52 @@
+"""Verified identities: an IVR or agent states the customer proved one, for a while."""
+
+from __future__ import annotations
+
+from handoff.services import identity
+from handoff.services.conversations import conversation_record
+from handoff.services.deps import Deps, Principal
+from handoff.services.timefmt import moment
+from handoff.store import codec
+from handoff.store.store import CustomerWrite
+from schemas.verification import VerifyIn, VerifyResult
+
+
+async def verify(deps: Deps, principal: Principal, body: VerifyIn) -> VerifyResult:
+    """Record the verification; the customer who already holds that identity absorbs this one."""
+    tenant = principal.tenant
+    verified = identity.normalise(body.identity)
+    resolved = await identity.resolve_writer(
+        deps, principal, conversation_id=body.conversation_id, channel=body.channel,
+        customer=body.customer)
+    cus_id = resolved.customer_id
+    _, owners = await deps.store.lookup(tenant, None, [verified.key], deps.ttl_ms)
+    holder = owners.get(verified.key)
+    merged: list[str] = []
+    if holder is None:
+        won = await deps.store.link(tenant, cus_id, conversations=[],
+                                    identities=[verified.key], ttl_ms=deps.ttl_ms)
+        holder = won[f"i:{verified.key}"]
+    if holder != cus_id:
+        # The account holder's context is the one that continues; this caller joins it.
+        merged = await identity.merge(deps, tenant, holder, cus_id,
+                                      via=f"verification:{verified.kind}")
+        cus_id = await identity.survivor(deps, tenant, holder)
+    now = deps.now_ms()
+    expires = now + body.expires_in * 1000
+    record = {"identity": verified.public(), "method": body.method, "level": body.level,
+              "verified_at": now, "expires_at": expires, "channel": body.channel,
+              "conversation_id": body.conversation_id, "source": body.source,
+              "verified_by": principal.key_id}
+    change = CustomerWrite(
+        hset=[("verif", verified.key, codec.pack(record)),
+              ("ids", verified.key, codec.pack({**verified.public(), "state": "linked",
+                                                "channel": body.channel, "at": now}))],
+        events=[("identity.verified", codec.pack(record))])
+    identity.identity_records(resolved, channel=body.channel,
+                              conversation_id=body.conversation_id, now_ms=now, change=change)
+    if body.conversation_id:
+        conversation_record(change, body.conversation_id, channel=body.channel,
+                            source=body.source, started_ms=now, by=principal.key_id)
+    cus_id, _ = await identity.write(deps, tenant, cus_id, change)
+    return VerifyResult(customer_id=cus_id, verified=True, merged=merged,
+                        expires_at=moment(expires))

@@ -1,0 +1,53 @@
+"""Configuration, from `HANDOFF_*` environment variables or keyword arguments (tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_LEXICON: dict[str, list[str]] = {
+    "risk": ["lawsuit", "attorney", "lawyer", "sue you", "legal action", "fraud", "police"],
+    "frustration": ["cancel my account", "complaint", "ridiculous", "unacceptable",
+                    "worst service", "third time", "fed up"],
+}
+DEFAULT_HUMAN_TERMS = ["agent", "human", "representative", "real person", "operator",
+                       "speak to someone", "talk to someone"]
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; see the README's Configuration table."""
+
+    model_config = SettingsConfigDict(env_prefix="HANDOFF_", extra="ignore")
+
+    redis_url: str | None = Field(
+        default=None, description="redis:// or rediss:// URL; unset starts the embedded server")
+    redis_cluster: bool = Field(
+        default=False, description="treat redis_url as a Redis Cluster seed node")
+    data_dir: Path = Field(default=Path("handoff-data"), description="embedded Redis data folder")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    redis_timeout: float = Field(default=2.0, gt=0, description="seconds before a command fails")
+    redis_max_connections: int = 256
+    retention_days: float = Field(default=30.0, gt=0)
+    handoff_pending_seconds: int = Field(
+        default=3600, ge=10, description="a pending hand-off expires after this long")
+    continuation_ttl_seconds: int = Field(default=900, ge=30)
+    continuation_digits: int = Field(default=6, ge=6, le=10)
+    continuation_max_failures: int = Field(
+        default=3, ge=1, description="wrong codes one conversation may enter before it is locked")
+    redeem_attempts_per_minute: int = Field(default=10, ge=1)
+    brief_turns: int = Field(default=50, ge=1, le=500)
+    brief_handoffs: int = Field(default=10, ge=1, le=100)
+    events_maxlen: int = Field(default=10_000, ge=100)
+    sweep_seconds: float = Field(default=15.0, gt=0, description="hand-off expiry sweep period")
+    lexicon: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_LEXICON))
+    human_request_terms: list[str] = Field(default_factory=lambda: list(DEFAULT_HUMAN_TERMS))
+    human_request_threshold: int = Field(default=2, ge=1)
+    log_level: str = "INFO"
+
+    @property
+    def retention_ms(self) -> int:
+        return int(self.retention_days * 86400 * 1000)

@@ -1,0 +1,5 @@
+"""The only code that talks to Redis."""
+
+from handoff.store.store import Store
+
+__all__ = ["Store"]

@@ -1,0 +1,121 @@
+"""Every Redis key handoff uses, built in one place.
+
+Two families, by hash tag (the braced part decides the Redis Cluster slot):
+
+- `hf:{<tenant>:<cus_id>}:*` hold one customer: all of them move, expire and are erased together,
+  and every multi-key script runs on exactly this set.
+- `hf:{<tenant>}:*` hold the tenant's hand-off queues and queue events.
+- `hf:{<tenant>:i:<digest>}`, `hf:{<tenant>:c:<digest>}` and `hf:{<tenant>:code:<code>}` are
+  single-key indexes (identity -> customer, conversation -> customer, code -> hand-off), spread
+  over all slots so a busy tenant is not one hot slot.
+
+Identity and conversation values never appear in keys: they are replaced by a keyed digest, so a
+`}` in a visitor id cannot move a key to another slot and a key scan leaks no phone numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+PREFIX = "hf"
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerKeys:
+    """The keys of one customer, in the fixed order the write script expects."""
+
+    meta: str
+    ids: str
+    turns: str
+    tids: str
+    convs: str
+    facts: str
+    factlog: str
+    verif: str
+    flags: str
+    hos: str
+    events: str
+
+    def all(self) -> list[str]:
+        return [self.meta, self.ids, self.turns, self.tids, self.convs, self.facts,
+                self.factlog, self.verif, self.flags, self.hos, self.events]
+
+
+# Position of each key in CustomerKeys.all(), for scripts that take KEYS by index.
+KEY_INDEX = {name: i + 1 for i, name in enumerate(
+    ["meta", "ids", "turns", "tids", "convs", "facts", "factlog", "verif", "flags", "hos",
+     "events"])}
+
+
+def customer(tenant: str, cus_id: str) -> CustomerKeys:
+    tag = f"{PREFIX}:{{{tenant}:{cus_id}}}"
+    return CustomerKeys(
+        meta=f"{tag}:meta", ids=f"{tag}:ids", turns=f"{tag}:turns", tids=f"{tag}:tids",
+        convs=f"{tag}:convs", facts=f"{tag}:facts", factlog=f"{tag}:factlog",
+        verif=f"{tag}:verif", flags=f"{tag}:flags", hos=f"{tag}:hos", events=f"{tag}:events")
+
+
+class Digester:
+    """Keyed digests of identity and conversation values (HMAC-SHA256, server secret)."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+
+    def digest(self, value: str) -> str:
+        return hmac.new(self._secret, value.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def identity(tenant: str, digest: str) -> str:
+    return f"{PREFIX}:{{{tenant}:i:{digest}}}"
+
+
+def conversation(tenant: str, digest: str) -> str:
+    return f"{PREFIX}:{{{tenant}:c:{digest}}}"
+
+
+def code(tenant: str, value: str) -> str:
+    return f"{PREFIX}:{{{tenant}:code:{value}}}"
+
+
+def code_failures(tenant: str, digest: str) -> str:
+    """Wrong codes entered on one conversation (a call)."""
+    return f"{PREFIX}:{{{tenant}:c:{digest}}}:codefail"
+
+
+def rate(tenant: str, bucket: str, window: int) -> str:
+    return f"{PREFIX}:{{{tenant}}}:rate:{bucket}:{window}"
+
+
+def handoff(tenant: str, ho_id: str) -> str:
+    return f"{PREFIX}:{{{tenant}}}:ho:{ho_id}"
+
+
+def queue(tenant: str, status: str, queue_name: str | None) -> str:
+    """Hand-offs of one status, scored by priority then age; `None` is every queue."""
+    return f"{PREFIX}:{{{tenant}}}:q:{status}:{queue_name or '*'}"
+
+
+def idempotency(tenant: str, principal: str, key_digest: str) -> str:
+    return f"{PREFIX}:{{{tenant}}}:idem:{principal}:{key_digest}"
+
+
+def queue_events(tenant: str) -> str:
+    return f"{PREFIX}:{{{tenant}}}:events"
+
+
+def tenants() -> str:
+    return f"{PREFIX}:tenants"
+
+
+def api_key(secret_digest: str) -> str:
+    return f"{PREFIX}:key:{secret_digest}"
+
+
+def tenant_keys(tenant: str) -> str:
+    return f"{PREFIX}:{{{tenant}}}:keys"
+
+
+def index_secret() -> str:
+    return f"{PREFIX}:secret:index"

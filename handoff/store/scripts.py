@@ -1,0 +1,14 @@
+"""Lua scripts, loaded from files once and registered once per client."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+
+def source(name: str) -> str:
+    return resources.files("handoff.store").joinpath(f"lua/{name}.lua").read_text()
+
+
+CUSTOMER_WRITE = source("customer_write")
+HANDOFF_CREATE = source("handoff_create")
+HANDOFF_TRANSITION = source("handoff_transition")

@@ -1,0 +1,417 @@
+"""A thin typed store: one async method per domain operation, nothing decided here."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.commands.core import AsyncScript
+
+from handoff.errors import StoreUnavailable
+from handoff.store import codec, keys, scripts
+from handoff.store.connection import Client, aclose, map_exceptions
+from handoff.store.keys import KEY_INDEX, CustomerKeys, Digester
+
+HANDOFF_STATUSES = ("pending", "accepted", "resolved", "cancelled", "expired")
+StreamEntry = tuple[str, dict[str, Any]]
+
+
+@dataclass
+class CustomerWrite:
+    """A batch of changes to one customer, applied atomically by `Store.write`.
+
+    Keys are named by CustomerKeys attribute (`"facts"`, `"ids"`, ...); values are msgpack bytes
+    or plain strings.
+    """
+
+    hset: list[tuple[str, str, bytes | str]] = field(default_factory=list)
+    hsetnx: list[tuple[str, str, bytes | str]] = field(default_factory=list)
+    turns: list[tuple[str, bytes]] = field(default_factory=list)
+    xadd: list[tuple[str, bytes]] = field(default_factory=list)
+    zadd: list[tuple[str, float, str]] = field(default_factory=list)
+    events: list[tuple[str, bytes]] = field(default_factory=list)
+
+    def argv(self) -> list[bytes | str | int | float]:
+        out: list[bytes | str | int | float] = [
+            len(self.hset), len(self.hsetnx), len(self.turns), len(self.xadd), len(self.zadd),
+            len(self.events)]
+        for name, fld, value in [*self.hset, *self.hsetnx]:
+            out += [KEY_INDEX[name], fld, value]
+        for dedupe, record in self.turns:
+            out += [dedupe, record]
+        for name, record in self.xadd:
+            out += [KEY_INDEX[name], record]
+        for name, score, member in self.zadd:
+            out += [KEY_INDEX[name], score, member]
+        for event_type, record in self.events:
+            out += [event_type, record]
+        return out
+
+
+@dataclass
+class Written:
+    version: int
+    appended: int
+    duplicates: int
+    cursors: list[str]
+
+
+@dataclass
+class Moved:
+    """The customer was merged into `survivor`; the write was not applied."""
+
+    survivor: str
+
+
+@dataclass
+class CustomerData:
+    """Everything the brief needs of one customer, read in one round trip."""
+
+    customer_id: str
+    meta: dict[str, str]
+    identities: dict[str, Any]
+    verifications: dict[str, Any]
+    facts: dict[str, Any]
+    conversations: dict[str, Any]
+    flags: dict[str, Any]
+    turns: list[StreamEntry]
+    handoff_ids: list[str]
+
+    @property
+    def exists(self) -> bool:
+        return bool(self.meta)
+
+
+@dataclass
+class TransitionOutcome:
+    result: str  # "ok", "conflict" or "missing"
+    previous: str | None
+    record: dict[str, str]
+    expired_now: bool = False
+
+
+def _decode_hash(raw: dict[bytes, bytes]) -> dict[str, Any]:
+    return {k.decode(): codec.unpack(v) for k, v in raw.items()}
+
+
+def _decode_text_hash(raw: dict[bytes, bytes]) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+def _entries(raw: list[tuple[bytes, dict[bytes, bytes]]]) -> list[StreamEntry]:
+    out: list[StreamEntry] = []
+    for entry_id, fields in raw:
+        out.append((entry_id.decode(), {k.decode(): v for k, v in fields.items()}))
+    return out
+
+
+class Store:
+    """Holds a Redis or Redis Cluster client; every method is one domain operation."""
+
+    def __init__(self, client: Client, blocking: Client, digester: Digester,
+                 *, events_maxlen: int) -> None:
+        # redis-py types every reply as `bytes | str | list | ...` whatever decode_responses
+        # says; replies are decoded here, by hand, so the clients are used untyped.
+        self.client: Any = client
+        self.blocking: Any = blocking
+        self.digester = digester
+        self.events_maxlen = events_maxlen
+        self._write: AsyncScript = client.register_script(scripts.CUSTOMER_WRITE)
+        self._create: AsyncScript = client.register_script(scripts.HANDOFF_CREATE)
+        self._transition: AsyncScript = client.register_script(scripts.HANDOFF_TRANSITION)
+
+    @classmethod
+    async def open(cls, client: Client, blocking: Client, *, events_maxlen: int) -> Store:
+        """Load (or create, once, for the whole deployment) the index digest secret."""
+        with map_exceptions():
+            await client.set(keys.index_secret(), os.urandom(32), nx=True)
+            secret = await client.get(keys.index_secret())
+        if not isinstance(secret, bytes):
+            raise StoreUnavailable("the index secret could not be read")
+        return cls(client, blocking, Digester(secret), events_maxlen=events_maxlen)
+
+    async def close(self) -> None:
+        await aclose(self.client)
+        await aclose(self.blocking)
+
+    async def ping(self) -> bool:
+        with map_exceptions():
+            return bool(await self.client.ping())
+
+    # -- indexes: identity -> customer, conversation -> customer ------------------------------
+
+    def identity_key(self, tenant: str, identity: str) -> str:
+        return keys.identity(tenant, self.digester.digest(identity))
+
+    def conversation_key(self, tenant: str, conversation_id: str) -> str:
+        return keys.conversation(tenant, self.digester.digest(conversation_id))
+
+    async def lookup(self, tenant: str, conversation_id: str | None, identities: list[str],
+                     ttl_ms: int) -> tuple[str | None, dict[str, str]]:
+        """Owners of a conversation and of identities, refreshing the TTL of those found."""
+        names = ([self.conversation_key(tenant, conversation_id)] if conversation_id else [])
+        names += [self.identity_key(tenant, i) for i in identities]
+        if not names:
+            return None, {}
+        with map_exceptions():
+            async with self.client.pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.getex(name, px=ttl_ms)
+                found = await pipe.execute()
+        owners = [codec.text(v) for v in found]
+        conversation_owner = owners.pop(0) if conversation_id else None
+        return conversation_owner, {i: o for i, o in zip(identities, owners, strict=True) if o}
+
+    async def link(self, tenant: str, cus_id: str, *, conversations: list[str],
+                   identities: list[str], ttl_ms: int, overwrite: bool = False
+                   ) -> dict[str, str]:
+        """Point index entries at `cus_id` (only where free unless `overwrite`); their owners."""
+        names = [self.conversation_key(tenant, c) for c in conversations]
+        names += [self.identity_key(tenant, i) for i in identities]
+        if not names:
+            return {}
+        with map_exceptions():
+            async with self.client.pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.set(name, cus_id, px=ttl_ms, nx=not overwrite, get=True)
+                previous = await pipe.execute()
+        labels = [f"c:{c}" for c in conversations] + [f"i:{i}" for i in identities]
+        owners: dict[str, str] = {}
+        for label, prev in zip(labels, previous, strict=True):
+            owners[label] = cus_id if overwrite or prev is None else (codec.text(prev) or cus_id)
+        return owners
+
+    # -- one customer --------------------------------------------------------------------------
+
+    async def write(self, tenant: str, cus_id: str, change: CustomerWrite,
+                    *, now_ms: int, ttl_ms: int) -> Written | Moved:
+        ck = keys.customer(tenant, cus_id)
+        with map_exceptions():
+            out = await self._write(
+                keys=ck.all(), args=[now_ms, ttl_ms, self.events_maxlen, *change.argv()])
+        if out[0] == b"moved":
+            return Moved(out[1].decode())
+        return Written(version=int(out[1]), appended=int(out[2]), duplicates=int(out[3]),
+                       cursors=[c.decode() for c in out[4]])
+
+    async def read_customers(self, tenant: str, cus_ids: list[str], turns: int,
+                             handoffs: int) -> list[CustomerData]:
+        """Read several customers' brief material in one pipelined round trip."""
+        with map_exceptions():
+            async with self.client.pipeline(transaction=False) as pipe:
+                for cus_id in cus_ids:
+                    ck = keys.customer(tenant, cus_id)
+                    pipe.hgetall(ck.meta)
+                    pipe.hgetall(ck.ids)
+                    pipe.hgetall(ck.verif)
+                    pipe.hgetall(ck.facts)
+                    pipe.hgetall(ck.convs)
+                    pipe.hgetall(ck.flags)
+                    pipe.xrevrange(ck.turns, "+", "-", count=turns)
+                    pipe.zrevrange(ck.hos, 0, handoffs - 1)
+                raw = await pipe.execute()
+        out = []
+        for n, cus_id in enumerate(cus_ids):
+            meta, ids, verif, facts, convs, flags, turn_list, hos = raw[n * 8:(n + 1) * 8]
+            out.append(CustomerData(
+                customer_id=cus_id, meta=_decode_text_hash(meta), identities=_decode_hash(ids),
+                verifications=_decode_hash(verif), facts=_decode_hash(facts),
+                conversations=_decode_hash(convs), flags=_decode_hash(flags),
+                turns=_entries(turn_list), handoff_ids=[h.decode() for h in hos]))
+        return out
+
+    async def read_meta(self, tenant: str, cus_ids: list[str]) -> list[dict[str, str]]:
+        with map_exceptions():
+            async with self.client.pipeline(transaction=False) as pipe:
+                for cus_id in cus_ids:
+                    pipe.hgetall(keys.customer(tenant, cus_id).meta)
+                raw = await pipe.execute()
+        return [_decode_text_hash(m) for m in raw]
+
+    async def read_verifications(self, tenant: str, cus_ids: list[str]
+                                 ) -> list[tuple[dict[str, str], dict[str, Any]]]:
+        """Meta and verifications of each customer: what a conditional brief GET compares."""
+        with map_exceptions():
+            async with self.client.pipeline(transaction=False) as pipe:
+                for cus_id in cus_ids:
+                    ck = keys.customer(tenant, cus_id)
+                    pipe.hgetall(ck.meta)
+                    pipe.hgetall(ck.verif)
+                raw = await pipe.execute()
+        return [(_decode_text_hash(raw[i]), _decode_hash(raw[i + 1]))
+                for i in range(0, len(raw), 2)]
+
+    async def read_hash(self, tenant: str, cus_id: str, name: str) -> dict[str, Any]:
+        ck = keys.customer(tenant, cus_id)
+        with map_exceptions():
+            return _decode_hash(await self.client.hgetall(getattr(ck, name)))
+
+    async def read_turns(self, tenant: str, cus_ids: list[str], before: str | None,
+                         limit: int) -> list[list[StreamEntry]]:
+        """Up to `limit` turns of each customer strictly before cursor `before`, newest first."""
+        top = f"({before}" if before else "+"
+        with map_exceptions():
+            async with self.client.pipeline(transaction=False) as pipe:
+                for cus_id in cus_ids:
+                    pipe.xrevrange(keys.customer(tenant, cus_id).turns, top, "-", count=limit)
+                raw = await pipe.execute()
+        return [_entries(r) for r in raw]
+
+    def customer_keys(self, tenant: str, cus_id: str) -> CustomerKeys:
+        return keys.customer(tenant, cus_id)
+
+    # -- hand-offs (tenant slot) ----------------------------------------------------------------
+
+    async def create_handoff(self, tenant: str, record: dict[str, str], *, score: float,
+                             deadline_ms: int, now_ms: int, idempotency: str | None,
+                             idempotency_ttl_ms: int, fingerprint: str) -> tuple[str, str]:
+        """("created" | "existing" | "mismatch", hand-off id)."""
+        idem_key = idempotency or keys.idempotency(tenant, "-", "-")
+        ho_keys = [keys.handoff(tenant, record["id"]), keys.queue_events(tenant),
+                   keys.queue(tenant, "pending", record["queue"]),
+                   keys.queue(tenant, "pending", None), keys.queue(tenant, "deadline", None),
+                   idem_key]
+        flat: list[str] = []
+        for k, v in record.items():
+            flat += [k, v]
+        with map_exceptions():
+            await self.client.sadd(keys.tenants(), tenant)
+            out = await self._create(keys=ho_keys, args=[
+                now_ms, self.events_maxlen, score, deadline_ms,
+                idempotency_ttl_ms if idempotency else 0, fingerprint, *flat])
+        return out[0].decode(), out[1].decode()
+
+    def idempotency_key(self, tenant: str, principal: str, key: str) -> str:
+        return keys.idempotency(tenant, principal, self.digester.digest(key))
+
+    async def transition_handoff(self, tenant: str, ho_id: str, queue: str, *, allowed: list[str],
+                                 target: str, event: str, fields: dict[str, str], now_ms: int
+                                 ) -> TransitionOutcome:
+        ho_keys = [keys.handoff(tenant, ho_id), keys.queue_events(tenant),
+                   keys.queue(tenant, "deadline", None)]
+        for status in HANDOFF_STATUSES:
+            ho_keys += [keys.queue(tenant, status, queue), keys.queue(tenant, status, None)]
+        flat: list[str] = []
+        for k, v in fields.items():
+            flat += [k, v]
+        with map_exceptions():
+            out = await self._transition(keys=ho_keys, args=[
+                now_ms, self.events_maxlen, " ".join(allowed), target, event, *flat])
+            record = _decode_text_hash(await self.client.hgetall(keys.handoff(tenant, ho_id)))
+        previous = out[1].decode() if len(out) > 1 else None
+        expired_now = len(out) > 2 and out[2] == b"1"
+        return TransitionOutcome(out[0].decode(), previous, record, expired_now)
+
+    async def get_handoffs(self, tenant: str, ho_ids: list[str]) -> list[dict[str, str]]:
+        if not ho_ids:
+            return []
+        with map_exceptions():
+            async with self.client.pipeline(transaction=False) as pipe:
+                for ho_id in ho_ids:
+                    pipe.hgetall(keys.handoff(tenant, ho_id))
+                raw = await pipe.execute()
+        return [_decode_text_hash(r) for r in raw if r]
+
+    async def list_handoffs(self, tenant: str, status: str, queue: str | None,
+                            after: tuple[float, str] | None, limit: int) -> list[dict[str, str]]:
+        """A page of one status's queue by score (priority, then age), after a cursor."""
+        name = keys.queue(tenant, status, queue)
+        with map_exceptions():
+            if after is None:
+                members = await self.client.zrangebyscore(name, "-inf", "+inf", start=0,
+                                                          num=limit)
+            else:
+                score, member = after
+                # Members sharing the cursor's score are few; skip up to and including it.
+                members = await self.client.zrangebyscore(name, score, "+inf", start=0,
+                                                          num=limit + 64)
+                ids = [m.decode() for m in members]
+                if member in ids:
+                    ids = ids[ids.index(member) + 1:]
+                members = [i.encode() for i in ids[:limit]]
+        return await self.get_handoffs(tenant, [m.decode() for m in members])
+
+    async def due_handoffs(self, tenant: str, now_ms: int, limit: int) -> list[dict[str, str]]:
+        with map_exceptions():
+            ids = await self.client.zrangebyscore(keys.queue(tenant, "deadline", None),
+                                                  "-inf", now_ms, start=0, num=limit)
+        return await self.get_handoffs(tenant, [i.decode() for i in ids])
+
+    async def tenants(self) -> list[str]:
+        with map_exceptions():
+            return sorted(t.decode() for t in await self.client.smembers(keys.tenants()))
+
+    # -- continuation codes and counters ---------------------------------------------------------
+
+    async def put_code(self, tenant: str, code: str, record: dict[str, Any], ttl_ms: int) -> bool:
+        with map_exceptions():
+            return bool(await self.client.set(keys.code(tenant, code), codec.pack(record),
+                                              px=ttl_ms, nx=True))
+
+    async def take_code(self, tenant: str, code: str) -> dict[str, Any] | None:
+        """Single use: the code is gone once read."""
+        with map_exceptions():
+            record: dict[str, Any] | None = codec.unpack(
+                await self.client.getdel(keys.code(tenant, code)))
+        return record
+
+    async def count(self, name: str, ttl_ms: int, *, incr: bool = True) -> int:
+        """A windowed counter: increment (or just read) and keep it `ttl_ms` alive."""
+        with map_exceptions():
+            if not incr:
+                return int(await self.client.get(name) or 0)
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.incr(name)
+                pipe.pexpire(name, ttl_ms, nx=True)
+                value, _ = await pipe.execute()
+        return int(value)
+
+    async def ttl_ms(self, name: str) -> int:
+        with map_exceptions():
+            return int(await self.client.pttl(name))
+
+    def code_failures_key(self, tenant: str, conversation_id: str) -> str:
+        return keys.code_failures(tenant, self.digester.digest(conversation_id))
+
+    # -- API keys --------------------------------------------------------------------------------
+
+    async def put_api_key(self, secret_digest: str, record: dict[str, str]) -> None:
+        with map_exceptions():
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.hset(keys.api_key(secret_digest), mapping=record)
+                pipe.sadd(keys.tenant_keys(record["tenant"]), record["id"])
+                pipe.sadd(keys.tenants(), record["tenant"])
+                await pipe.execute()
+
+    async def get_api_key(self, secret_digest: str) -> dict[str, str]:
+        with map_exceptions():
+            return _decode_text_hash(await self.client.hgetall(keys.api_key(secret_digest)))
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def events_key(self, tenant: str, cus_id: str | None) -> str:
+        return keys.customer(tenant, cus_id).events if cus_id else keys.queue_events(tenant)
+
+    async def read_events(self, stream: str, after: str, count: int) -> list[StreamEntry]:
+        """Events strictly after `after` ("0" for the start)."""
+        with map_exceptions():
+            raw = await self.client.xrange(stream, f"({after}" if after != "0" else "-", "+",
+                                           count=count)
+        return _entries(raw)
+
+    async def last_event_id(self, stream: str) -> str:
+        with map_exceptions():
+            raw = await self.client.xrevrange(stream, "+", "-", count=1)
+        return raw[0][0].decode() if raw else "0-0"
+
+    async def wait_events(self, stream: str, after: str, block_ms: int, count: int
+                          ) -> list[StreamEntry]:
+        """Block (on the dedicated client) until events after `after` arrive or time runs out."""
+        with map_exceptions():
+            raw = await self.blocking.xread({stream: after}, count=count, block=block_ms)
+        if not raw:
+            return []
+        # RESP2 answers a list of [stream, entries]; RESP3 a map.
+        entries = raw[0][1] if isinstance(raw, list) else next(iter(raw.values()))[0]
+        return _entries(entries)

@@ -1,0 +1,66 @@
+"""The context brief: everything an agent needs so the customer never repeats themselves."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from schemas.common import Record
+from schemas.conversations import Fact, Turn
+from schemas.handoffs import Handoff
+from schemas.verification import Verification
+
+
+class KnownIdentity(Record):
+    kind: str
+    value: str
+    verified: bool = False
+    linked: bool = False
+    channel: str | None = None
+    first_seen: datetime | None = None
+
+
+class CustomerView(Record):
+    id: str
+    identities: list[KnownIdentity]
+    created_at: datetime | None = None
+    merged: list[str] = []
+
+
+class JourneyStep(Record):
+    channel: str
+    conversation_id: str
+    source: str | None = None
+    started_at: datetime
+
+
+class Flag(Record):
+    kind: str
+    term: str
+    turn_id: str | None = None
+    conversation_id: str | None = None
+    count: int = 1
+
+
+class Merge(Record):
+    customer_id: str
+    via: str
+    at: datetime
+
+
+class Brief(Record):
+    customer: CustomerView
+    verifications: list[Verification]
+    facts: dict[str, Fact]
+    do_not_ask: list[str]
+    handoffs: list[Handoff]
+    journey: list[JourneyStep]
+    turns: list[Turn]
+    flags: list[Flag]
+    merges: list[Merge] = []
+    summary: str | None = None
+    generated_at: datetime
+
+
+class AcceptResult(Record):
+    handoff: Handoff
+    context: Brief

@@ -1,0 +1,76 @@
+"""Hand-offs from a bot or IVR to a human, and the continuation codes that join channels."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints
+
+from schemas.common import Channel, CustomerRef, Model, Name, Record, ShortText, Slug
+
+Reason = Literal["customer_request", "bot_failure", "high_value", "frustration", "risk", "policy"]
+Status = Literal["pending", "accepted", "resolved", "cancelled", "expired"]
+Priority = Annotated[int, Field(ge=1, le=5, description="1 is the most urgent")]
+
+
+class HandoffIn(Model):
+    customer: CustomerRef | None = None
+    conversation_id: Name | None = None
+    channel: Channel | None = None
+    source: Name | None = None
+    reason: Reason
+    priority: Priority = 3
+    queue: Slug = "general"
+    intent: Annotated[str, StringConstraints(max_length=200)] | None = None
+    summary: ShortText | None = None
+    continuation: bool = False
+
+
+class Handoff(Record):
+    id: str
+    status: Status
+    customer_id: str
+    conversation_id: str | None = None
+    channel: str | None = None
+    source: str | None = None
+    reason: str
+    priority: int
+    queue: str
+    intent: str | None = None
+    summary: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None = None
+    agent_id: str | None = None
+    accepted_at: datetime | None = None
+    closed_at: datetime | None = None
+    note: str | None = None
+    continuation_code: str | None = None
+    continuation_expires_at: datetime | None = None
+
+
+class AcceptIn(Model):
+    agent_id: Name
+
+
+class ResolveIn(Model):
+    agent_id: Name | None = None
+    note: ShortText | None = None
+
+
+class CancelIn(Model):
+    note: ShortText | None = None
+
+
+class RedeemIn(Model):
+    customer: CustomerRef | None = None
+    conversation_id: Name
+    channel: Channel = "voice"
+    source: Name | None = None
+
+
+class RedeemResult(Record):
+    customer_id: str
+    handoff_id: str | None = None
+    merged: list[str] = []
