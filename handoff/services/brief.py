@@ -74,7 +74,7 @@ async def build(deps: Deps, tenant: str, cus_id: str, turns: int) -> tuple[Brief
         conversations.update(d.conversations)
     entries = [e for d in everyone for e in d.turns]
     turn_list = sorted((turn_view(e, conversations) for e in entries),
-                       key=lambda t: (t.ts, t.cursor or ""))[-turns:]
+                       key=lambda t: (t.ts, t.cursor or ""))[-turns:] if turns else []
     open_first = sorted(handoffs, key=lambda h: (h.status not in OPEN, -h.created_at.timestamp()))
     brief = Brief(
         customer=CustomerView(id=cus_id, identities=known,

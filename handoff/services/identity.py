@@ -123,18 +123,32 @@ async def resolve_writer(deps: Deps, principal: Principal, *, conversation_id: s
                                               " identity the channel owns"}])
         cus_id = ids.customer_id()
         created = True
-    # Claim free index entries for this customer; a concurrent first post may have won the race,
-    # in which case its customer is ours too.
+    # Claim the free index entries: the conversation first (it is the strongest tie), then the
+    # channel's identities. A concurrent first post may win either race; its customer is then
+    # ours too, and a conversation we had just pointed at our new customer follows it.
     free = [i for i in trusted if i.key not in owners]
     conversations = [conversation_id] if conversation_id and conv_owner is None else []
-    if free or conversations:
-        won = await deps.store.link(tenant, cus_id, conversations=conversations,
-                                    identities=[i.key for i in free], ttl_ms=deps.ttl_ms)
-        winner = (won.get(f"c:{conversation_id}") if conversations
-                  else won.get(f"i:{free[0].key}") if created else None)
-        if winner and winner != cus_id:
+    if conversations:
+        won = await deps.store.link(tenant, cus_id, conversations=conversations, identities=[],
+                                    ttl_ms=deps.ttl_ms)
+        winner = won[f"c:{conversation_id}"]
+        if winner != cus_id:
             cus_id, created = winner, False
-        owners.update({k[2:]: v for k, v in won.items() if k.startswith("i:")})
+    if free:
+        won = await deps.store.link(tenant, cus_id, conversations=[],
+                                    identities=[i.key for i in free], ttl_ms=deps.ttl_ms)
+        owners.update({k[2:]: v for k, v in won.items()})
+        other = next((owners[i.key] for i in free if owners[i.key] != cus_id), None)
+        if created and other is not None:
+            phantom, cus_id, created = cus_id, other, False
+            if conversations:
+                await deps.store.link(tenant, cus_id, conversations=conversations,
+                                      identities=[], ttl_ms=deps.ttl_ms, overwrite=True)
+            others = [i.key for i in free if owners[i.key] == phantom]
+            if others:  # entries we took for the customer we no longer create
+                await deps.store.link(tenant, cus_id, conversations=[], identities=others,
+                                      ttl_ms=deps.ttl_ms, overwrite=True)
+                owners.update({k: cus_id for k in others})
     linked = [i for i in idents if owners.get(i.key) == cus_id]
     claims = [i for i in idents if owners.get(i.key) != cus_id]
     return Resolved(cus_id, created, bool(conversations), linked, claims)

@@ -208,7 +208,7 @@ class Store:
                     pipe.hgetall(ck.facts)
                     pipe.hgetall(ck.convs)
                     pipe.hgetall(ck.flags)
-                    pipe.xrevrange(ck.turns, "+", "-", count=turns)
+                    pipe.xrevrange(ck.turns, "+", "-", count=max(turns, 1))
                     pipe.zrevrange(ck.hos, 0, handoffs - 1)
                 raw = await pipe.execute()
         out = []
