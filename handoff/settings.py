@@ -38,7 +38,8 @@ class Settings(BaseSettings):
     continuation_digits: int = Field(default=6, ge=6, le=10)
     continuation_max_failures: int = Field(
         default=3, ge=1, description="wrong codes one conversation may enter before it is locked")
-    redeem_attempts_per_minute: int = Field(default=10, ge=1)
+    redeem_attempts_per_minute: int = Field(
+        default=10, ge=1, description="wrong codes one key or address may enter per minute")
     brief_turns: int = Field(default=50, ge=1, le=500)
     brief_handoffs: int = Field(default=10, ge=1, le=100)
     events_maxlen: int = Field(default=10_000, ge=100)

@@ -1,8 +1,13 @@
 """Real parts only: a real valkey-server (the binary the embedded default ships), a real aiohttp
-server, real HTTP. Redis is started once per session and flushed before every test."""
+server, real HTTP. Redis is started once per session and flushed before every test.
+
+`HANDOFF_TEST_REDIS=cluster` runs the same tests against a real 3-master Redis Cluster started on
+loopback from the same binary.
+"""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -14,6 +19,8 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
+import redis.cluster
 from aiohttp.test_utils import TestClient
 
 from handoff.app import create_app
@@ -27,12 +34,29 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free and valid too."""
+    import random
+
+    for _ in range(200):
+        port = random.randint(20000, 40000)
+        try:
+            for candidate in (port, port + 10000):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
 @dataclass
 class RedisServer:
     """A valkey-server on loopback that tests may also stop and start again."""
 
     directory: Path
     port: int
+    cluster: bool = False
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -43,7 +67,9 @@ class RedisServer:
         self.process = subprocess.Popen(
             [str(server_binary()), "--port", str(self.port), "--bind", "127.0.0.1",
              "--dir", str(self.directory), "--appendonly", "yes", "--appendfsync", "always",
-             "--save", "", "--loglevel", "warning"],
+             "--save", "", "--loglevel", "warning",
+             *(["--cluster-enabled", "yes", "--cluster-config-file",
+                 str(self.directory / "nodes.conf")] if self.cluster else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis(port=self.port)
         deadline = time.monotonic() + 10
@@ -69,26 +95,86 @@ class RedisServer:
             self.process.wait(10)
 
 
+CLUSTER = os.environ.get("HANDOFF_TEST_REDIS") == "cluster"
+
+
+@dataclass
+class RedisClusterServers:
+    """Three cluster-enabled masters on loopback, joined into one cluster (no replicas)."""
+
+    directory: Path
+    nodes: list[RedisServer]
+
+    @property
+    def port(self) -> int:
+        return self.nodes[0].port
+
+    @property
+    def url(self) -> str:
+        return self.nodes[0].url
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.start()
+        cli = server_binary().parent / "valkey-cli"
+        if not os.access(cli, os.X_OK):
+            cli.chmod(0o755)
+        subprocess.run([str(cli), "--cluster", "create",
+                        *[f"127.0.0.1:{n.port}" for n in self.nodes],
+                        "--cluster-replicas", "0", "--cluster-yes"],
+                       check=True, capture_output=True, timeout=60)
+        deadline = time.monotonic() + 30
+        for node in self.nodes:
+            client = redis.Redis(port=node.port)
+            while client.execute_command("CLUSTER INFO").get("cluster_state") != "ok":
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the test cluster did not converge")
+                time.sleep(0.1)
+            client.close()
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis"), free_port())
-    server.start()
-    yield server
-    server.stop()
+def redis_server(tmp_path_factory: pytest.TempPathFactory
+                 ) -> Iterator[RedisServer | RedisClusterServers]:
+    server: RedisServer | RedisClusterServers
+    if CLUSTER:
+        root = tmp_path_factory.mktemp("cluster")
+        nodes = []
+        for n in range(3):
+            (root / str(n)).mkdir()
+            nodes.append(RedisServer(root / str(n), free_cluster_port(), cluster=True))
+        server = RedisClusterServers(root, nodes)
+    else:
+        server = RedisServer(tmp_path_factory.mktemp("redis"), free_port())
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture
 def redis_sync(redis_server: RedisServer) -> Iterator[redis.Redis]:
     """A plain client for looking inside Redis; the database starts empty."""
-    client = redis.Redis(port=redis_server.port)
-    client.flushall()
+    client: Any
+    if CLUSTER:
+        client = redis.cluster.RedisCluster(host="127.0.0.1", port=redis_server.port)
+        client.flushall(target_nodes=redis.cluster.RedisCluster.PRIMARIES)
+    else:
+        client = redis.Redis(port=redis_server.port)
+        client.flushall()
     yield client
     client.close()
 
 
 @pytest.fixture
 def settings(redis_sync: redis.Redis, redis_server: RedisServer, tmp_path: Path) -> Settings:
-    return Settings(redis_url=redis_server.url, data_dir=tmp_path / "data", sweep_seconds=0.2)
+    return Settings(redis_url=redis_server.url, redis_cluster=CLUSTER,
+                    data_dir=tmp_path / "data", sweep_seconds=0.2)
 
 
 AppFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
@@ -138,6 +224,7 @@ async def keys(client: TestClient[Any, Any]) -> Keys:
 @pytest.fixture
 async def aredis(redis_sync: redis.Redis, redis_server: RedisServer
                  ) -> AsyncIterator[redis.asyncio.Redis]:
-    client = redis.asyncio.Redis.from_url(redis_server.url)
+    client: Any = (redis.asyncio.cluster.RedisCluster.from_url(redis_server.url) if CLUSTER
+                   else redis.asyncio.Redis.from_url(redis_server.url))
     yield client
     await client.aclose()

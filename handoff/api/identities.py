@@ -29,5 +29,6 @@ async def verify(request: web.Request) -> web.StreamResponse:
 async def redeem(request: web.Request) -> web.StreamResponse:
     body = await parse(request, RedeemIn)
     result = await continuations.redeem(request.app[DEPS], request[PRINCIPAL],
-                                        request.match_info["code"], body)
+                                        request.match_info["code"], body,
+                                        address=request.remote)
     return render(request, result)

@@ -83,9 +83,7 @@ async def build(deps: Deps, tenant: str, cus_id: str, turns: int) -> tuple[Brief
         facts=facts,
         do_not_ask=_do_not_ask(known, facts),
         handoffs=open_first,
-        journey=sorted((JourneyStep(channel=c["channel"], conversation_id=c["conversation_id"],
-                                    source=c.get("source"), started_at=moment(c["started_at"]))
-                        for c in conversations.values()), key=lambda j: j.started_at),
+        journey=_journey(everyone, conversations),
         turns=turn_list,
         flags=_flags(everyone, settings.human_request_threshold),
         merges=[Merge(customer_id=c, via=via, at=moment(at))
@@ -95,6 +93,18 @@ async def build(deps: Deps, tenant: str, cus_id: str, turns: int) -> tuple[Brief
     )
     tag = etag([(d.customer_id, d.meta, d.verifications) for d in everyone], turns, now)
     return brief, tag
+
+
+def _journey(everyone: list[CustomerData], conversations: dict[str, Any]) -> list[JourneyStep]:
+    """Each conversation from its earliest known moment, in time order."""
+    starts = {c: int(r["started_at"]) for c, r in conversations.items()}
+    for d in everyone:
+        for k, v in d.meta.items():
+            if k.startswith("s:") and k[2:] in starts:
+                starts[k[2:]] = min(starts[k[2:]], int(v))
+    steps = [JourneyStep(channel=r["channel"], conversation_id=c, source=r.get("source"),
+                         started_at=moment(starts[c])) for c, r in conversations.items()]
+    return sorted(steps, key=lambda j: j.started_at)
 
 
 def _verifications(everyone: list[CustomerData], now: int) -> list[Verification]:

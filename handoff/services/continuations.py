@@ -1,9 +1,10 @@
 """Continuation codes: a short single-use number that ties a phone call to an earlier chat.
 
-A wrong code cannot be pinned on any one code, so guessing is limited where it comes from: each
-API key gets `redeem_attempts_per_minute` redemptions a minute, and a conversation (one call)
-that enters `continuation_max_failures` wrong codes is locked out until the codes it could have
-been guessing have expired.
+A wrong code cannot be pinned on any one code, so guessing is limited where it comes from: an API
+key or a source address that entered `redeem_attempts_per_minute` wrong codes within a minute
+gets 429 until the minute is over, and a conversation (one call) that entered
+`continuation_max_failures` wrong codes is locked out until the codes it could have been guessing
+have expired.
 """
 
 from __future__ import annotations
@@ -37,27 +38,40 @@ async def discard(deps: Deps, tenant: str, code: str | None) -> None:
         await deps.store.take_code(tenant, code)
 
 
-async def redeem(deps: Deps, principal: Principal, code: str, body: RedeemIn) -> RedeemResult:
+async def redeem(deps: Deps, principal: Principal, code: str, body: RedeemIn,
+                 address: str | None = None) -> RedeemResult:
     """Join the caller to the code's customer (and hand-off); the code is then spent."""
     tenant, settings = principal.tenant, deps.settings
     if not code.isdigit() or len(code) != settings.continuation_digits:
         raise Unprocessable("a continuation code is a number of "
                             f"{settings.continuation_digits} digits",
                             [{"loc": ["path", "code"], "msg": "wrong format"}])
-    window = deps.now_ms() // WINDOW_MS
-    rate_key = keys.rate(tenant, f"redeem:{principal.key_id}", window)
-    if await deps.store.count(rate_key, WINDOW_MS * 2) > settings.redeem_attempts_per_minute:
-        raise TooManyRequests("too many redemptions from this key; slow down",
-                              retry_after=max(1, (WINDOW_MS - deps.now_ms() % WINDOW_MS) // 1000))
+    # Every attempt takes a slot first and a right code gives it back, so a burst of concurrent
+    # guesses is counted as it arrives rather than after it has been tried.
+    now = deps.now_ms()
+    window = now // WINDOW_MS
+    minute_left = max(1, (WINDOW_MS - now % WINDOW_MS) // 1000)
     failures_key = deps.store.code_failures_key(tenant, body.conversation_id)
-    if await deps.store.count(failures_key, 0, incr=False) >= settings.continuation_max_failures:
-        retry = max(1, await deps.store.ttl_ms(failures_key) // 1000)
-        raise TooManyRequests("this conversation entered too many wrong codes",
-                              retry_after=retry)
+    limits = [(keys.rate(tenant, f"codefail:key:{principal.key_id}", window), WINDOW_MS * 2,
+               settings.redeem_attempts_per_minute, "this key")]
+    if address:
+        limits.append((keys.rate(tenant, f"codefail:addr:{address}", window), WINDOW_MS * 2,
+                       settings.redeem_attempts_per_minute, "this address"))
+    limits.append((failures_key, settings.continuation_ttl_seconds * 1000,
+                   settings.continuation_max_failures, "this conversation"))
+    counts = await deps.store.reserve([(name, ttl) for name, ttl, _, _ in limits])
+    names = [name for name, _, _, _ in limits]
+    for (name, _, limit, who), count in zip(limits, counts, strict=True):
+        if count > limit:
+            await deps.store.release(names)
+            retry = minute_left if name != failures_key else max(
+                1, await deps.store.ttl_ms(failures_key) // 1000)
+            raise TooManyRequests(f"too many wrong continuation codes from {who}",
+                                  retry_after=retry)
     record = await deps.store.take_code(tenant, code)
     if record is None:
-        await deps.store.count(failures_key, settings.continuation_ttl_seconds * 1000)
         raise NotFound("no such continuation code (wrong, expired or already used)")
+    await deps.store.release(names)
     target = await identity.survivor(deps, tenant, record["customer_id"])
     try:
         caller: identity.Resolved | None = await identity.resolve_writer(

@@ -47,9 +47,10 @@ async def append_turns(deps: Deps, principal: Principal, lexicon: Lexicon,
         if turn.role == "customer":
             flag_turn(change, lexicon, text, conversation_id, turn.id, now)
     if body.facts:
+        # A fact told in a turn was learned when that turn was said, not when it was posted.
         add_facts(change, body.facts, principal=principal, channel=body.channel,
                   conversation_id=conversation_id, turn_id=body.turns[-1].id,
-                  source=body.source, now_ms=now)
+                  source=body.source, now_ms=min(now, to_ms(body.turns[-1].ts)))
     cus_id, written = await identity.write(deps, principal.tenant, resolved.customer_id, change)
     return AppendResult(customer_id=cus_id, conversation_id=conversation_id,
                         appended=written.appended, duplicates=written.duplicates)
@@ -57,7 +58,8 @@ async def append_turns(deps: Deps, principal: Principal, lexicon: Lexicon,
 
 def conversation_record(change: CustomerWrite, conversation_id: str, *, channel: str | None,
                         source: str | None, started_ms: int, by: str) -> None:
-    """Record a conversation the first time it is seen (later sightings change nothing)."""
+    """Record a conversation the first time it is seen; its start is the earliest seen since."""
+    change.hmin.append(("meta", f"s:{conversation_id}", started_ms))
     if channel is None:
         return
     change.hsetnx.append(("convs", conversation_id, codec.pack(

@@ -56,13 +56,18 @@ async def follow(deps: Deps, stream: str, after: str | None, customer_id: str | 
                  *, block_ms: int = 15_000) -> AsyncGenerator[list[Event], None]:
     """Batches of events after `after` (or from now); an empty batch is a heartbeat tick."""
     cursor = after or await deps.store.last_event_id(stream)
+    replayed = False
     if after:
         while True:
             entries = await deps.store.read_events(stream, cursor, REPLAY_BATCH)
             if not entries:
                 break
             cursor = entries[-1][0]
+            replayed = True
             yield [decode(e, customer_id) for e in entries]
+    if not replayed:
+        # Live from `cursor` on: let the stream open now, not after the first wait runs out.
+        yield []
     while True:
         entries = await deps.store.wait_events(stream, cursor, block_ms, REPLAY_BATCH)
         if entries:

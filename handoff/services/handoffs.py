@@ -123,7 +123,7 @@ async def _transition(deps: Deps, principal: Principal, ho_id: str, *, allowed: 
         status = outcome.previous or outcome.record.get("status")
         detail = f"the hand-off is {status}" + (f" by {who}" if who and status == "accepted"
                                                  else "")
-        raise Conflict(detail, status=status)
+        raise Conflict(detail, handoff_status=status)
     await _mirror(deps, tenant, outcome.record, event)
     return outcome.record
 

@@ -24,9 +24,20 @@ def luhn_valid(digits: str) -> bool:
 def _mask(match: re.Match[str]) -> str:
     raw = match.group(0)
     digits = re.sub(r"\D", "", raw)
-    if not 13 <= len(digits) <= 19 or not luhn_valid(digits):
-        return raw
-    return "**** **** **** " + digits[-4:]
+    if 13 <= len(digits) <= 19 and luhn_valid(digits):
+        return "**** **** **** " + digits[-4:]
+    # A card number next to other digit groups ("4111 1111 1111 1111 737": the security code
+    # typed after it) is still a card number: mask the longest run of whole groups that is one.
+    parts = re.split(r"([ -])", raw)
+    groups = parts[::2]
+    for size in range(len(groups) - 1, 0, -1):
+        for start in range(len(groups) - size + 1):
+            run = "".join(groups[start:start + size])
+            if 13 <= len(run) <= 19 and luhn_valid(run):
+                head = "".join(parts[:2 * start])
+                tail = "".join(parts[2 * (start + size) - 1:])
+                return head + "**** **** **** " + run[-4:] + tail
+    return raw
 
 
 def mask_text(text: str) -> str:
@@ -40,6 +51,10 @@ def mask_value(value: Any) -> Any:
     """Mask strings anywhere inside scalars, lists and dicts."""
     if isinstance(value, str):
         return mask_text(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        # A card number sent as a JSON number is still a card number: it is stored masked.
+        hidden = mask_text(str(value))
+        return value if hidden == str(value) else hidden
     if isinstance(value, dict):
         return {k: mask_value(v) for k, v in value.items()}
     if isinstance(value, list):

@@ -26,7 +26,15 @@ async def verify(deps: Deps, principal: Principal, body: VerifyIn) -> VerifyResu
         won = await deps.store.link(tenant, cus_id, conversations=[],
                                     identities=[verified.key], ttl_ms=deps.ttl_ms)
         holder = won[f"i:{verified.key}"]
-    if holder != cus_id:
+    if holder != cus_id and resolved.created:
+        # A caller seen for the first time has no context of its own to merge: its call and
+        # its number lead to the holder's customer from now on.
+        cus_id = await identity.survivor(deps, tenant, holder)
+        await deps.store.link(
+            tenant, cus_id, conversations=[body.conversation_id] if resolved.new_conversation
+            and body.conversation_id else [], identities=[i.key for i in resolved.linked],
+            ttl_ms=deps.ttl_ms, overwrite=True)
+    elif holder != cus_id:
         # The account holder's context is the one that continues; this caller joins it.
         merged = await identity.merge(deps, tenant, holder, cus_id,
                                       via=f"verification:{verified.kind}")

@@ -31,11 +31,12 @@ class CustomerWrite:
     xadd: list[tuple[str, bytes]] = field(default_factory=list)
     zadd: list[tuple[str, float, str]] = field(default_factory=list)
     events: list[tuple[str, bytes]] = field(default_factory=list)
+    hmin: list[tuple[str, str, int]] = field(default_factory=list)
 
     def argv(self) -> list[bytes | str | int | float]:
         out: list[bytes | str | int | float] = [
             len(self.hset), len(self.hsetnx), len(self.turns), len(self.xadd), len(self.zadd),
-            len(self.events)]
+            len(self.events), len(self.hmin)]
         for name, fld, value in [*self.hset, *self.hsetnx]:
             out += [KEY_INDEX[name], fld, value]
         for dedupe, record in self.turns:
@@ -46,6 +47,8 @@ class CustomerWrite:
             out += [KEY_INDEX[name], score, member]
         for event_type, record in self.events:
             out += [event_type, record]
+        for name, fld, number in self.hmin:
+            out += [KEY_INDEX[name], fld, number]
         return out
 
 
@@ -356,16 +359,23 @@ class Store:
                 await self.client.getdel(keys.code(tenant, code)))
         return record
 
-    async def count(self, name: str, ttl_ms: int, *, incr: bool = True) -> int:
-        """A windowed counter: increment (or just read) and keep it `ttl_ms` alive."""
+    async def reserve(self, counters: list[tuple[str, int]]) -> list[int]:
+        """Increment windowed counters (name, ttl_ms) in one round trip; their new values."""
         with map_exceptions():
-            if not incr:
-                return int(await self.client.get(name) or 0)
             async with self.client.pipeline(transaction=False) as pipe:
-                pipe.incr(name)
-                pipe.pexpire(name, ttl_ms, nx=True)
-                value, _ = await pipe.execute()
-        return int(value)
+                for name, ttl in counters:
+                    pipe.incr(name)
+                    pipe.pexpire(name, ttl, nx=True)
+                out = await pipe.execute()
+        return [int(v) for v in out[::2]]
+
+    async def release(self, names: list[str]) -> None:
+        """Give back what `reserve` took (the attempt did not count)."""
+        with map_exceptions():
+            async with self.client.pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.decr(name)
+                await pipe.execute()
 
     async def ttl_ms(self, name: str) -> int:
         with map_exceptions():

@@ -1,11 +1,11 @@
 -- Apply one batch of changes to one customer, atomically, in that customer's hash slot.
 -- KEYS: the customer's keys in CustomerKeys.all() order (meta first, events last).
--- ARGV: now_ms, ttl_ms, events_maxlen, then six counts
---   n_hset n_hsetnx n_turns n_xadd n_zadd n_events
+-- ARGV: now_ms, ttl_ms, events_maxlen, then seven counts
+--   n_hset n_hsetnx n_turns n_xadd n_zadd n_events n_hmin
 -- followed by the operations in that order:
 --   hset/hsetnx: key_index field value       turns: dedupe_field record
 --   xadd: key_index record                    zadd: key_index score member
---   events: type record
+--   events: type record                       hmin: key_index field number (keeps the lowest)
 -- Turns are deduplicated by their field in `tids` (conversation + turn id), so a retried post
 -- appends nothing twice. A customer merged into another answers {"moved", survivor} and is left
 -- untouched: the caller retries on the survivor.
@@ -17,7 +17,8 @@ if moved then return {'moved', moved} end
 
 local n_hset, n_hsetnx, n_turns = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local n_xadd, n_zadd, n_events = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
-local i = 10
+local n_hmin = tonumber(ARGV[10])
+local i = 11
 
 for _ = 1, n_hset do
   redis.call('HSET', KEYS[tonumber(ARGV[i])], ARGV[i + 1], ARGV[i + 2]); i = i + 3
@@ -48,6 +49,12 @@ for _ = 1, n_zadd do
 end
 for _ = 1, n_events do
   redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', 't', ARGV[i], 'd', ARGV[i + 1]); i = i + 2
+end
+for _ = 1, n_hmin do
+  local key, field, value = KEYS[tonumber(ARGV[i])], ARGV[i + 1], tonumber(ARGV[i + 2])
+  local current = tonumber(redis.call('HGET', key, field))
+  if not current or value < current then redis.call('HSET', key, field, value) end
+  i = i + 3
 end
 
 redis.call('HSETNX', meta, 'created', now)
