@@ -34,7 +34,7 @@ async def put_facts(request: web.Request) -> web.StreamResponse:
 async def context(request: web.Request) -> web.StreamResponse:
     deps, principal = request.app[DEPS], request[PRINCIPAL]
     turns = params.integer(request, "turns", default=deps.settings.brief_turns, low=0, high=500)
-    cus_id = await identity.resolve_ref(deps, principal, request.match_info["ref"])
+    cus_id = await identity.resolve_ref(deps, principal, request.match_info["ref"], follow=False)
     wanted = request.headers.get("If-None-Match")
     if wanted:
         tag = await brief.current_etag(deps, principal.tenant, cus_id, turns)

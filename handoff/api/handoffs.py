@@ -9,7 +9,7 @@ from handoff.api.bodies import parse, render
 from handoff.api.routing import Query, Routes
 from handoff.api.state import DEPS, PRINCIPAL
 from handoff.errors import Unprocessable
-from handoff.services import brief, handoffs, identity
+from handoff.services import brief, handoffs
 from handoff.store.store import HANDOFF_STATUSES
 from schemas.brief import AcceptResult
 from schemas.common import Page
@@ -65,8 +65,8 @@ async def accept(request: web.Request) -> web.StreamResponse:
     deps, principal = request.app[DEPS], request[PRINCIPAL]
     body = await parse(request, AcceptIn)
     record = await handoffs.accept(deps, principal, request.match_info["id"], body.agent_id)
-    cus_id = await identity.survivor(deps, principal.tenant, record.customer_id)
-    context, tag = await brief.build(deps, principal.tenant, cus_id, deps.settings.brief_turns)
+    context, tag = await brief.build(deps, principal.tenant, record.customer_id,
+                                     deps.settings.brief_turns)
     return render(request, AcceptResult(handoff=record, context=context), headers={"ETag": tag})
 
 

@@ -39,9 +39,13 @@ def etag(customers: list[tuple[str, dict[str, str], dict[str, Any]]], turns: int
 
 async def current_etag(deps: Deps, tenant: str, cus_id: str, turns: int) -> str:
     """The brief's ETag without building the brief (the cheap If-None-Match path)."""
-    ((meta, verif),) = await deps.store.read_verifications(tenant, [cus_id])
-    if not meta:
-        raise NotFound("no such customer")
+    for _ in range(identity.MAX_MOVES):
+        ((meta, verif),) = await deps.store.read_verifications(tenant, [cus_id])
+        if not meta:
+            raise NotFound("no such customer")
+        if not meta.get("merged_into"):
+            break
+        cus_id = meta["merged_into"]
     customers = [(cus_id, meta, verif)]
     merged = identity.merged_ids(meta)
     if merged:
@@ -51,11 +55,16 @@ async def current_etag(deps: Deps, tenant: str, cus_id: str, turns: int) -> str:
 
 
 async def build(deps: Deps, tenant: str, cus_id: str, turns: int) -> tuple[Brief, str]:
-    """The brief of a customer (already resolved to its survivor) and its ETag."""
+    """The brief of a customer (following merges) and its ETag."""
     settings = deps.settings
-    (main,) = await deps.store.read_customers(tenant, [cus_id], turns, settings.brief_handoffs)
-    if not main.exists:
-        raise NotFound("no such customer")
+    for _ in range(identity.MAX_MOVES):
+        (main,) = await deps.store.read_customers(tenant, [cus_id], turns,
+                                                  settings.brief_handoffs)
+        if not main.exists:
+            raise NotFound("no such customer")
+        if not main.meta.get("merged_into"):
+            break
+        cus_id = main.meta["merged_into"]
     merged = identity.merged_ids(main.meta)
     everyone = [main]
     if merged:

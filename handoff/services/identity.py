@@ -154,8 +154,12 @@ async def resolve_writer(deps: Deps, principal: Principal, *, conversation_id: s
     return Resolved(cus_id, created, bool(conversations), linked, claims)
 
 
-async def resolve_ref(deps: Deps, principal: Principal, ref: str) -> str:
-    """The customer id a path `{ref}` names, following merges; 404 if this key cannot see it."""
+async def resolve_ref(deps: Deps, principal: Principal, ref: str, *, follow: bool = True) -> str:
+    """The customer id a path `{ref}` names, following merges; 404 if this key cannot see it.
+
+    With `follow=False` the id is not checked against the store: the caller reads the customer
+    anyway and follows `merged_into` itself, saving a round trip.
+    """
     cus_id, ident = parse_ref(ref)
     if ident is not None:
         allowed = REF_KINDS.get(principal.role)
@@ -165,7 +169,7 @@ async def resolve_ref(deps: Deps, principal: Principal, ref: str) -> str:
         cus_id = owners.get(ident.key)
     if cus_id is None:
         raise NotFound("no such customer")
-    return await survivor(deps, principal.tenant, cus_id)
+    return await survivor(deps, principal.tenant, cus_id) if follow else cus_id
 
 
 async def survivor(deps: Deps, tenant: str, cus_id: str) -> str:

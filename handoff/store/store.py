@@ -12,6 +12,7 @@ from handoff.errors import StoreUnavailable
 from handoff.store import codec, keys, scripts
 from handoff.store.connection import Client, aclose, map_exceptions
 from handoff.store.keys import KEY_INDEX, CustomerKeys, Digester
+from handoff.store.memo import Memo
 
 HANDOFF_STATUSES = ("pending", "accepted", "resolved", "cancelled", "expired")
 StreamEntry = tuple[str, dict[str, Any]]
@@ -118,6 +119,9 @@ class Store:
         # says; replies are decoded here, by hand, so the clients are used untyped.
         self.client: Any = client
         self.blocking: Any = blocking
+        # Index entries: re-read (and their Redis TTL refreshed) at least once a minute.
+        self._owners: Memo[str, str] = Memo(size=200_000, ttl=60.0)
+        self._api_keys: Memo[str, dict[str, str]] = Memo(size=10_000, ttl=5.0)
         self.digester = digester
         self.events_maxlen = events_maxlen
         self._write: AsyncScript = client.register_script(scripts.CUSTOMER_WRITE)
@@ -157,12 +161,19 @@ class Store:
         names += [self.identity_key(tenant, i) for i in identities]
         if not names:
             return None, {}
-        with map_exceptions():
-            async with self.client.pipeline(transaction=False) as pipe:
-                for name in names:
-                    pipe.getex(name, px=ttl_ms)
-                found = await pipe.execute()
-        owners = [codec.text(v) for v in found]
+        cached = [self._owners.get(n) for n in names]
+        if all(cached):
+            owners: list[str | None] = list(cached)
+        else:
+            with map_exceptions():
+                async with self.client.pipeline(transaction=False) as pipe:
+                    for name in names:
+                        pipe.getex(name, px=ttl_ms)
+                    found = await pipe.execute()
+            owners = [codec.text(v) for v in found]
+            for name, owner in zip(names, owners, strict=True):
+                if owner:
+                    self._owners.set(name, owner)
         conversation_owner = owners.pop(0) if conversation_id else None
         return conversation_owner, {i: o for i, o in zip(identities, owners, strict=True) if o}
 
@@ -181,8 +192,9 @@ class Store:
                 previous = await pipe.execute()
         labels = [f"c:{c}" for c in conversations] + [f"i:{i}" for i in identities]
         owners: dict[str, str] = {}
-        for label, prev in zip(labels, previous, strict=True):
+        for name, label, prev in zip(names, labels, previous, strict=True):
             owners[label] = cus_id if overwrite or prev is None else (codec.text(prev) or cus_id)
+            self._owners.set(name, owners[label])
         return owners
 
     # -- one customer --------------------------------------------------------------------------
@@ -301,10 +313,11 @@ class Store:
         with map_exceptions():
             out = await self._transition(keys=ho_keys, args=[
                 now_ms, self.events_maxlen, " ".join(allowed), target, event, *flat])
-            record = _decode_text_hash(await self.client.hgetall(keys.handoff(tenant, ho_id)))
-        previous = out[1].decode() if len(out) > 1 else None
-        expired_now = len(out) > 2 and out[2] == b"1"
-        return TransitionOutcome(out[0].decode(), previous, record, expired_now)
+        flat_record = out[3]
+        record = {flat_record[i].decode(): flat_record[i + 1].decode()
+                  for i in range(0, len(flat_record), 2)}
+        return TransitionOutcome(out[0].decode(), out[1].decode() or None, record,
+                                 out[2] == b"1")
 
     async def get_handoffs(self, tenant: str, ho_ids: list[str]) -> list[dict[str, str]]:
         if not ho_ids:
@@ -395,8 +408,15 @@ class Store:
                 await pipe.execute()
 
     async def get_api_key(self, secret_digest: str) -> dict[str, str]:
+        """A key's record; known keys are remembered for a few seconds."""
+        cached = self._api_keys.get(secret_digest)
+        if cached is not None:
+            return cached
         with map_exceptions():
-            return _decode_text_hash(await self.client.hgetall(keys.api_key(secret_digest)))
+            record = _decode_text_hash(await self.client.hgetall(keys.api_key(secret_digest)))
+        if record:
+            self._api_keys.set(secret_digest, record)
+        return record
 
     # -- events ----------------------------------------------------------------------------------
 

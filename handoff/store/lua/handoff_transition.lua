@@ -4,6 +4,7 @@
 -- ARGV: now_ms, events_maxlen, allowed statuses (space separated), new status, event type,
 --       then field value pairs to set
 -- A pending hand-off past its deadline is expired first, whoever asks (and says so).
+-- Answers {outcome, status before, '1' if it expired just now, the hand-off as a flat hash}.
 local STATUSES = {'pending', 'accepted', 'resolved', 'cancelled', 'expired'}
 local ho, events, deadline = KEYS[1], KEYS[2], KEYS[3]
 local now, maxlen, allowed, target, event = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -34,7 +35,7 @@ local function move(from, to, type)
 end
 
 local status = redis.call('HGET', ho, 'status')
-if not status then return {'missing'} end
+if not status then return {'missing', '', '0', {}} end
 local expired_now = '0'
 if status == 'pending' and tonumber(redis.call('HGET', ho, 'expires_ms')) <= tonumber(now) then
   redis.call('HSET', ho, 'closed_ms', now)
@@ -43,8 +44,8 @@ if status == 'pending' and tonumber(redis.call('HGET', ho, 'expires_ms')) <= ton
   expired_now = '1'
 end
 if not string.find(' ' .. allowed .. ' ', ' ' .. status .. ' ', 1, true) then
-  return {'conflict', status, expired_now}
+  return {'conflict', status, expired_now, redis.call('HGETALL', ho)}
 end
 if #ARGV > 5 then redis.call('HSET', ho, unpack(ARGV, 6)) end
 move(status, target, event)
-return {'ok', status}
+return {'ok', status, expired_now, redis.call('HGETALL', ho)}
