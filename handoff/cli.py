@@ -19,6 +19,7 @@ from handoff.services import apikeys
 from handoff.settings import Settings
 from handoff.store import Store
 from handoff.store.connection import connect
+from handoff.workers import supervise
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -44,8 +45,12 @@ def serve(args: argparse.Namespace) -> int:
     with embedded:
         if isinstance(embedded, EmbeddedRedis):
             logging.getLogger("handoff").info("embedded Redis in %s", embedded.data_dir)
+        if args.workers > 1:
+            return supervise(args.workers, ["--host", settings.host, "--port",
+                                            str(settings.port)], url)
         app = create_app(settings.model_copy(update={"redis_url": url}))
         web.run_app(app, host=settings.host, port=settings.port, shutdown_timeout=10,
+                    reuse_port=args.reuse_port or None,
                     print=lambda msg: print(msg, flush=True), access_log=None)
     return 0
 
@@ -94,6 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.add_argument("--data-dir", type=Path)
+    p.add_argument("--workers", type=int, default=1,
+                   help="server processes sharing the port (SO_REUSEPORT)")
+    p.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=serve)
 
     keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys", required=True)

@@ -154,7 +154,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory
         server.start()
         yield server
     finally:
-        server.stop()
+        server.stop()  # also when starting failed half-way: no server outlives the tests
 
 
 @pytest.fixture

@@ -1,0 +1,48 @@
+"""`handoff serve --workers N`: N server processes sharing one port through SO_REUSEPORT.
+
+The parent only supervises: it starts the workers, restarts one that dies, and on SIGTERM or
+SIGINT passes the signal on and waits for them all (each finishes its in-flight requests).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from types import FrameType
+
+log = logging.getLogger("handoff.workers")
+RESTART_PAUSE = 1.0
+
+
+def supervise(count: int, argv: list[str], redis_url: str) -> int:
+    """Run `count` copies of `handoff serve argv` until told to stop; their worst exit code."""
+    env = {**os.environ, "HANDOFF_REDIS_URL": redis_url}
+    command = [sys.executable, "-m", "handoff.cli", "serve", "--reuse-port", *argv]
+    workers = [subprocess.Popen(command, env=env) for _ in range(count)]
+    stopping = False
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        for worker in workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while not stopping:
+            for n, worker in enumerate(workers):
+                if worker.poll() is not None and not stopping:
+                    log.warning("worker %d exited with %s; restarting", worker.pid,
+                                worker.returncode)
+                    time.sleep(RESTART_PAUSE)
+                    workers[n] = subprocess.Popen(command, env=env)
+            time.sleep(0.2)
+        return max((w.wait() for w in workers), default=0)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
