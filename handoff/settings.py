@@ -31,7 +31,20 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     redis_timeout: float = Field(default=2.0, gt=0, description="seconds before a command fails")
     redis_max_connections: int = 256
-    retention_days: float = Field(default=30.0, gt=0)
+    retention_days: float = Field(default=30.0, gt=0,
+                                  description="days of inactivity before a customer is deleted")
+    tenant_retention_days: dict[str, float] = Field(
+        default_factory=dict, description='per-tenant retention, e.g. {"acme": 7}')
+    sensitive_kinds: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='identity kinds kept only as a keyed hash, per tenant ("*": all), '
+                    'e.g. {"acme": ["account"]}')
+    mask_patterns: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='extra regular expressions to mask, per tenant ("*": all), '
+                    r'e.g. {"acme": ["\b\d{3}-\d{2}-\d{4}\b"]}')
+    auth_failures_per_minute: int = Field(
+        default=20, ge=1, description="failed authentications one address may make per minute")
     handoff_pending_seconds: int = Field(
         default=3600, ge=10, description="a pending hand-off expires after this long")
     continuation_ttl_seconds: int = Field(default=900, ge=30)

@@ -46,6 +46,8 @@ async def redeem(deps: Deps, principal: Principal, code: str, body: RedeemIn,
         raise Unprocessable("a continuation code is a number of "
                             f"{settings.continuation_digits} digits",
                             [{"loc": ["path", "code"], "msg": "wrong format"}])
+    # Bad identities are refused before the code is touched: a typo must not burn it.
+    own = [i.key for i in identity.trusted(body.customer, body.channel, deps.privacy, tenant)]
     # Every attempt takes a slot first and a right code gives it back, so a burst of concurrent
     # guesses is counted as it arrives rather than after it has been tried.
     now = deps.now_ms()
@@ -95,7 +97,6 @@ async def redeem(deps: Deps, principal: Principal, code: str, body: RedeemIn,
                                   change=change)
     target, _ = await identity.write(deps, tenant, target, change)
     # The call's own identities (its number, the call id) now lead to the chat's customer.
-    own = [i.key for i in identity.trusted(body.customer, body.channel)]
     await deps.store.link(tenant, target, conversations=[body.conversation_id],
-                          identities=own, ttl_ms=deps.ttl_ms, overwrite=True)
+                          identities=own, ttl_ms=deps.retention_ms(tenant), overwrite=True)
     return RedeemResult(customer_id=target, handoff_id=record.get("handoff_id"), merged=merged)

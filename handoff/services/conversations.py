@@ -5,12 +5,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from handoff.errors import Unprocessable
+from handoff.errors import NotFound, Unprocessable
 from handoff.services import identity
 from handoff.services.deps import Deps, Principal
 from handoff.services.facts import add_facts
 from handoff.services.flags import Lexicon
-from handoff.services.masking import mask_text, mask_value
 from handoff.services.timefmt import iso, to_ms
 from handoff.store import codec
 from handoff.store.store import CustomerWrite, StreamEntry
@@ -23,12 +22,15 @@ CURSOR = re.compile(r"^\d{1,20}-\d{1,20}$")
 async def append_turns(deps: Deps, principal: Principal, lexicon: Lexicon,
                        conversation_id: str, body: AppendTurns) -> AppendResult:
     """Append turns to a conversation; a turn id already stored counts as a duplicate."""
-    resolved = await identity.resolve_writer(
-        deps, principal, conversation_id=conversation_id, channel=body.channel,
-        customer=body.customer)
-    if resolved.new_conversation and body.channel is None:
+    try:
+        # Without a channel only a known conversation can be written to; a new one is refused
+        # before anything (not even an index entry) is created for it.
+        resolved = await identity.resolve_writer(
+            deps, principal, conversation_id=conversation_id, channel=body.channel,
+            customer=body.customer, create=body.channel is not None)
+    except NotFound as exc:
         raise Unprocessable("the first post of a conversation names its channel",
-                            [{"loc": ["channel"], "msg": "required on the first post"}])
+                            [{"loc": ["channel"], "msg": "required on the first post"}]) from exc
     now = deps.now_ms()
     change = CustomerWrite()
     identity.identity_records(resolved, channel=body.channel, conversation_id=conversation_id,
@@ -37,18 +39,20 @@ async def append_turns(deps: Deps, principal: Principal, lexicon: Lexicon,
     conversation_record(change, conversation_id, channel=body.channel, source=body.source,
                         started_ms=started, by=principal.key_id)
     for turn in body.turns:
-        text = mask_text(turn.text)
+        text = deps.privacy.mask(principal.tenant, turn.text)
         record: dict[str, Any] = {
             "id": turn.id, "conversation_id": conversation_id, "channel": body.channel,
             "role": turn.role, "text": text, "ts": to_ms(turn.ts), "intent": turn.intent,
-            "confidence": turn.confidence, "entities": mask_value(turn.entities),
+            "confidence": turn.confidence,
+            "entities": deps.privacy.mask_value(principal.tenant, turn.entities),
             "source": body.source, "at": now, "by": principal.key_id}
         change.turns.append((f"{conversation_id}\x00{turn.id}", codec.pack(record)))
         if turn.role == "customer":
             flag_turn(change, lexicon, text, conversation_id, turn.id, now)
     if body.facts:
         # A fact told in a turn was learned when that turn was said, not when it was posted.
-        add_facts(change, body.facts, principal=principal, channel=body.channel,
+        add_facts(change, body.facts, principal=principal, privacy=deps.privacy,
+                  channel=body.channel,
                   conversation_id=conversation_id, turn_id=body.turns[-1].id,
                   source=body.source, now_ms=min(now, to_ms(body.turns[-1].ts)))
     cus_id, written = await identity.write(deps, principal.tenant, resolved.customer_id, change)

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from handoff.services.privacy import Privacy
 from handoff.settings import Settings
 from handoff.store import Store
 
@@ -28,10 +29,14 @@ class Deps:
     store: Store
     settings: Settings
     clock: Callable[[], int] = field(default=_now_ms)
+    privacy: Privacy = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "privacy", Privacy(self.settings, self.store.digester.digest))
 
     def now_ms(self) -> int:
         return self.clock()
 
-    @property
-    def ttl_ms(self) -> int:
-        return self.settings.retention_ms
+    def retention_ms(self, tenant: str) -> int:
+        """How long a quiet customer of `tenant` is kept: every key's TTL."""
+        return self.privacy.retention_ms(tenant)

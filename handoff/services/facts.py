@@ -6,7 +6,7 @@ from typing import Any
 
 from handoff.services import identity
 from handoff.services.deps import Deps, Principal
-from handoff.services.masking import mask_value
+from handoff.services.privacy import Privacy
 from handoff.store import codec
 from handoff.store.store import CustomerWrite
 from schemas.conversations import FactInput, FactsBody, FactsResult, PutFacts
@@ -15,7 +15,7 @@ from schemas.conversations import FactInput, FactsBody, FactsResult, PutFacts
 VERIFYING_ROLES = {"ivr", "agent"}
 
 
-def add_facts(change: CustomerWrite, facts: FactsBody, *, principal: Principal,
+def add_facts(change: CustomerWrite, facts: FactsBody, *, principal: Principal, privacy: Privacy,
               channel: str | None, conversation_id: str | None, turn_id: str | None,
               source: str | None, now_ms: int) -> list[str]:
     """Queue facts (current value plus history entry plus event) on a customer write."""
@@ -24,7 +24,7 @@ def add_facts(change: CustomerWrite, facts: FactsBody, *, principal: Principal,
         value, verified = ((given.value, given.verified) if isinstance(given, FactInput)
                            else (given, False))
         record: dict[str, Any] = {
-            "key": key, "value": mask_value(value),
+            "key": key, "value": privacy.mask_value(principal.tenant, value),
             "verified": verified and principal.role in VERIFYING_ROLES,
             "channel": channel, "conversation_id": conversation_id, "turn_id": turn_id,
             "source": source, "at": now_ms, "by": principal.key_id}
@@ -40,7 +40,8 @@ async def put_facts(deps: Deps, principal: Principal, ref: str, body: PutFacts) 
     """Set facts on a customer, merging by key; the previous values stay in the history."""
     cus_id = await identity.resolve_ref(deps, principal, ref)
     change = CustomerWrite()
-    keys = add_facts(change, body.facts, principal=principal, channel=body.channel,
+    keys = add_facts(change, body.facts, principal=principal, privacy=deps.privacy,
+                     channel=body.channel,
                      conversation_id=body.conversation_id, turn_id=None, source=body.source,
                      now_ms=deps.now_ms())
     cus_id, _ = await identity.write(deps, principal.tenant, cus_id, change)

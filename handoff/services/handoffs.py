@@ -10,7 +10,6 @@ from handoff.errors import Conflict, NotFound, Unprocessable
 from handoff.services import continuations, identity
 from handoff.services.conversations import conversation_record
 from handoff.services.deps import Deps, Principal
-from handoff.services.masking import mask_text
 from handoff.services.timefmt import iso
 from handoff.store import codec
 from handoff.store.store import CustomerWrite
@@ -58,7 +57,8 @@ async def create(deps: Deps, principal: Principal, body: HandoffIn,
         "conversation_id": body.conversation_id or "", "channel": body.channel or "",
         "source": body.source or "", "reason": body.reason, "priority": str(body.priority),
         "queue": body.queue, "intent": body.intent or "",
-        "summary": mask_text(body.summary or ""), "created_ms": str(now), "updated_ms": str(now),
+        "summary": deps.privacy.mask(tenant, body.summary or ""),
+        "created_ms": str(now), "updated_ms": str(now),
         "expires_ms": str(now + deps.settings.handoff_pending_seconds * 1000),
         "score": str(body.priority * PRIORITY_SPAN + now), "by": principal.key_id}
     code: str | None = None
@@ -152,7 +152,8 @@ async def accept(deps: Deps, principal: Principal, ho_id: str, agent_id: str) ->
 
 async def resolve(deps: Deps, principal: Principal, ho_id: str, agent_id: str | None,
                   note: str | None) -> Handoff:
-    fields = {"closed_ms": str(deps.now_ms()), "note": mask_text(note or "")}
+    fields = {"closed_ms": str(deps.now_ms()),
+              "note": deps.privacy.mask(principal.tenant, note or "")}
     if agent_id:
         current = await _load(deps, principal.tenant, ho_id)
         if current.get("agent_id") and current["agent_id"] != agent_id:
@@ -164,7 +165,8 @@ async def resolve(deps: Deps, principal: Principal, ho_id: str, agent_id: str | 
 
 async def cancel(deps: Deps, principal: Principal, ho_id: str, note: str | None) -> Handoff:
     """A bot or IVR withdraws a request no agent has taken yet."""
-    fields = {"closed_ms": str(deps.now_ms()), "note": mask_text(note or "")}
+    fields = {"closed_ms": str(deps.now_ms()),
+              "note": deps.privacy.mask(principal.tenant, note or "")}
     return view(await _transition(deps, principal, ho_id, allowed=["pending"],
                                   target="cancelled", event="handoff.cancelled", fields=fields))
 

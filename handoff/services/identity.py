@@ -17,6 +17,7 @@ from handoff import ids
 from handoff.errors import NotFound, Unprocessable
 from handoff.services.deps import Deps, Principal
 from handoff.services.masking import mask_text
+from handoff.services.privacy import Privacy, display_mask
 from handoff.store import codec
 from handoff.store.store import CustomerWrite, Moved, Written
 from schemas.common import CustomerRef, Identity
@@ -32,21 +33,28 @@ MAX_MOVES = 4
 
 @dataclass(frozen=True, slots=True)
 class Ident:
-    """A normalised identity; `key` (`kind:value`) is how it is indexed and stored."""
+    """A normalised identity; `key` is how it is indexed and stored.
+
+    A sensitive identity keeps only a keyed hash (`kind:#<digest>`) and a masked `value` for
+    display, so the real value is never written anywhere, yet looking it up still works.
+    """
 
     kind: str
     value: str
+    digest: str | None = None
 
     @property
     def key(self) -> str:
-        return f"{self.kind}:{self.value}"
+        return f"{self.kind}:#{self.digest}" if self.digest else f"{self.kind}:{self.value}"
 
     def public(self) -> dict[str, str]:
         return {"kind": self.kind, "value": self.value}
 
 
-def normalise(identity: Identity, *, loc: tuple[str | int, ...] = ("identity",)) -> Ident:
-    """Canonical form: E.164 phones, lower-cased emails, trimmed everything else."""
+def normalise(identity: Identity, *, loc: tuple[str | int, ...] = ("identity",),
+              privacy: Privacy | None = None, tenant: str = "") -> Ident:
+    """Canonical form: E.164 phones, lower-cased emails, trimmed everything else; sensitive
+    kinds (per tenant) reduced to a keyed hash and a masked display value."""
     kind, value = identity.kind, identity.value.strip()
     if kind == "phone":
         try:
@@ -63,15 +71,17 @@ def normalise(identity: Identity, *, loc: tuple[str | int, ...] = ("identity",))
         if value.count("@") != 1 or value.startswith("@") or value.endswith("@"):
             raise Unprocessable("not an email address",
                                 [{"loc": [*loc, "value"], "msg": "expected name@domain"}])
-    else:
-        value = mask_text(value)
     if not value or any(ord(c) < 32 for c in value):
         raise Unprocessable("identity value is empty or has control characters",
                             [{"loc": [*loc, "value"], "msg": "printable text required"}])
-    return Ident(kind, value)
+    if privacy is not None and privacy.sensitive(tenant, kind):
+        return Ident(kind, display_mask(value), privacy.digest(tenant, kind, value))
+    masked = privacy.mask(tenant, value) if privacy is not None else mask_text(value)
+    return Ident(kind, masked)
 
 
-def parse_ref(ref: str) -> tuple[str | None, Ident | None]:
+def parse_ref(ref: str, *, privacy: Privacy | None = None, tenant: str = ""
+              ) -> tuple[str | None, Ident | None]:
     """A path `{ref}`: a customer id, or an identity written `kind:value`."""
     if ref.startswith("cus_"):
         if not CUSTOMER_ID.match(ref):
@@ -85,7 +95,7 @@ def parse_ref(ref: str) -> tuple[str | None, Ident | None]:
     except ValueError as exc:
         raise NotFound("no such customer") from exc
     try:
-        return None, normalise(identity)
+        return None, normalise(identity, privacy=privacy, tenant=tenant)
     except Unprocessable as exc:
         raise NotFound("no such customer") from exc
 
@@ -106,11 +116,12 @@ async def resolve_writer(deps: Deps, principal: Principal, *, conversation_id: s
                          create: bool = True) -> Resolved:
     """The customer a bot, IVR or agent is writing about, created on first sight."""
     tenant = principal.tenant
-    idents = identities(customer)
+    ttl = deps.retention_ms(tenant)
+    idents = identities(customer, deps.privacy, tenant)
     own_kind = CHANNEL_KIND.get(channel or "")
     trusted = [i for i in idents if i.kind == own_kind]
     conv_owner, owners = await deps.store.lookup(tenant, conversation_id, [i.key for i in idents],
-                                                 deps.ttl_ms)
+                                                 ttl)
     cus_id = conv_owner or next((owners[i.key] for i in trusted if i.key in owners), None)
     created = False
     if cus_id is None:
@@ -130,24 +141,24 @@ async def resolve_writer(deps: Deps, principal: Principal, *, conversation_id: s
     conversations = [conversation_id] if conversation_id and conv_owner is None else []
     if conversations:
         won = await deps.store.link(tenant, cus_id, conversations=conversations, identities=[],
-                                    ttl_ms=deps.ttl_ms)
+                                    ttl_ms=ttl)
         winner = won[f"c:{conversation_id}"]
         if winner != cus_id:
             cus_id, created = winner, False
     if free:
         won = await deps.store.link(tenant, cus_id, conversations=[],
-                                    identities=[i.key for i in free], ttl_ms=deps.ttl_ms)
+                                    identities=[i.key for i in free], ttl_ms=ttl)
         owners.update({k[2:]: v for k, v in won.items()})
         other = next((owners[i.key] for i in free if owners[i.key] != cus_id), None)
         if created and other is not None:
             phantom, cus_id, created = cus_id, other, False
             if conversations:
                 await deps.store.link(tenant, cus_id, conversations=conversations,
-                                      identities=[], ttl_ms=deps.ttl_ms, overwrite=True)
+                                      identities=[], ttl_ms=ttl, overwrite=True)
             others = [i.key for i in free if owners[i.key] == phantom]
             if others:  # entries we took for the customer we no longer create
                 await deps.store.link(tenant, cus_id, conversations=[], identities=others,
-                                      ttl_ms=deps.ttl_ms, overwrite=True)
+                                      ttl_ms=ttl, overwrite=True)
                 owners.update({k: cus_id for k in others})
     linked = [i for i in idents if owners.get(i.key) == cus_id]
     claims = [i for i in idents if owners.get(i.key) != cus_id]
@@ -160,16 +171,17 @@ async def resolve_ref(deps: Deps, principal: Principal, ref: str, *, follow: boo
     With `follow=False` the id is not checked against the store: the caller reads the customer
     anyway and follows `merged_into` itself, saving a round trip.
     """
-    cus_id, ident = parse_ref(ref)
+    tenant = principal.tenant
+    cus_id, ident = parse_ref(ref, privacy=deps.privacy, tenant=tenant)
     if ident is not None:
         allowed = REF_KINDS.get(principal.role)
         if allowed is not None and ident.kind not in allowed:
             raise NotFound("no such customer")
-        _, owners = await deps.store.lookup(principal.tenant, None, [ident.key], deps.ttl_ms)
+        _, owners = await deps.store.lookup(tenant, None, [ident.key], deps.retention_ms(tenant))
         cus_id = owners.get(ident.key)
     if cus_id is None:
         raise NotFound("no such customer")
-    return await survivor(deps, principal.tenant, cus_id) if follow else cus_id
+    return await survivor(deps, tenant, cus_id) if follow else cus_id
 
 
 async def survivor(deps: Deps, tenant: str, cus_id: str) -> str:
@@ -203,7 +215,7 @@ async def write(deps: Deps, tenant: str, cus_id: str, change: CustomerWrite
     """Apply a write, following the customer if it was merged meanwhile."""
     for _ in range(MAX_MOVES):
         out = await deps.store.write(tenant, cus_id, change, now_ms=deps.now_ms(),
-                                     ttl_ms=deps.ttl_ms)
+                                     ttl_ms=deps.retention_ms(tenant))
         if not isinstance(out, Moved):
             return cus_id, out
         cus_id = out.survivor
@@ -236,7 +248,7 @@ async def merge(deps: Deps, tenant: str, into: str, other: str, *, via: str) -> 
     await deps.store.link(tenant, into, conversations=list(conversations),
                           identities=[k for k, v in identities.items()
                                       if isinstance(v, dict) and v.get("state") != "claim"],
-                          ttl_ms=deps.ttl_ms, overwrite=True)
+                          ttl_ms=deps.retention_ms(tenant), overwrite=True)
     return [other, *[k[2:] for k in carried]]
 
 
@@ -257,16 +269,18 @@ def merge_records(meta: dict[str, str]) -> list[tuple[str, str, int]]:
     return sorted(out, key=lambda m: m[2])
 
 
-def identities(customer: CustomerRef | None) -> list[Ident]:
+def identities(customer: CustomerRef | None, privacy: Privacy, tenant: str) -> list[Ident]:
     """The body's identities, normalised, each once."""
-    return _dedupe([normalise(i, loc=("customer", "identities", n))
+    return _dedupe([normalise(i, loc=("customer", "identities", n), privacy=privacy,
+                              tenant=tenant)
                     for n, i in enumerate(customer.identities if customer else [])])
 
 
-def trusted(customer: CustomerRef | None, channel: str | None) -> list[Ident]:
+def trusted(customer: CustomerRef | None, channel: str | None, privacy: Privacy,
+            tenant: str) -> list[Ident]:
     """The identities the channel itself vouches for (the caller's number on a call)."""
     own_kind = CHANNEL_KIND.get(channel or "")
-    return [i for i in identities(customer) if i.kind == own_kind]
+    return [i for i in identities(customer, privacy, tenant) if i.kind == own_kind]
 
 
 def _dedupe(idents: list[Ident]) -> list[Ident]:

@@ -14,17 +14,17 @@ from schemas.verification import VerifyIn, VerifyResult
 async def verify(deps: Deps, principal: Principal, body: VerifyIn) -> VerifyResult:
     """Record the verification; the customer who already holds that identity absorbs this one."""
     tenant = principal.tenant
-    verified = identity.normalise(body.identity)
+    verified = identity.normalise(body.identity, privacy=deps.privacy, tenant=tenant)
     resolved = await identity.resolve_writer(
         deps, principal, conversation_id=body.conversation_id, channel=body.channel,
         customer=body.customer)
     cus_id = resolved.customer_id
-    _, owners = await deps.store.lookup(tenant, None, [verified.key], deps.ttl_ms)
+    _, owners = await deps.store.lookup(tenant, None, [verified.key], deps.retention_ms(tenant))
     holder = owners.get(verified.key)
     merged: list[str] = []
     if holder is None:
         won = await deps.store.link(tenant, cus_id, conversations=[],
-                                    identities=[verified.key], ttl_ms=deps.ttl_ms)
+                                    identities=[verified.key], ttl_ms=deps.retention_ms(tenant))
         holder = won[f"i:{verified.key}"]
     if holder != cus_id and resolved.created:
         # A caller seen for the first time has no context of its own to merge: its call and
@@ -33,7 +33,7 @@ async def verify(deps: Deps, principal: Principal, body: VerifyIn) -> VerifyResu
         await deps.store.link(
             tenant, cus_id, conversations=[body.conversation_id] if resolved.new_conversation
             and body.conversation_id else [], identities=[i.key for i in resolved.linked],
-            ttl_ms=deps.ttl_ms, overwrite=True)
+            ttl_ms=deps.retention_ms(tenant), overwrite=True)
     elif holder != cus_id:
         # The account holder's context is the one that continues; this caller joins it.
         merged = await identity.merge(deps, tenant, holder, cus_id,
