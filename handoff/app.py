@@ -14,9 +14,10 @@ from handoff.api import conversations, customers, events, handoffs, identities, 
 from handoff.api.middleware import problems
 from handoff.api.openapi import document
 from handoff.api.routing import Routes
-from handoff.api.state import CLOSING, DEPS, LEXICON, OPENAPI, SETTINGS, STREAMS
+from handoff.api.state import AUTH_FAILURES, CLOSING, DEPS, LEXICON, OPENAPI, SETTINGS, STREAMS
 from handoff.errors import HandoffError
 from handoff.services import handoffs as handoff_service
+from handoff.services.abuse import AuthFailures
 from handoff.services.deps import Deps
 from handoff.services.flags import Lexicon
 from handoff.settings import Settings
@@ -43,6 +44,7 @@ def create_app(settings: Settings) -> web.Application:
         routes.install(app)
     app[OPENAPI] = document([e for r in ROUTES for e in r.endpoints])
     app.cleanup_ctx.append(_store)
+    app.cleanup_ctx.append(_invalidations)
     app.cleanup_ctx.append(_sweeper)
     app.on_shutdown.append(_close_streams)
     return app
@@ -59,8 +61,28 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
                        timeout=settings.redis_timeout, max_connections=10_000, blocking=True)
     store = await Store.open(client, blocking, events_maxlen=settings.events_maxlen)
     app[DEPS] = Deps(store=store, settings=settings)
+    app[AUTH_FAILURES] = AuthFailures(store, settings.auth_failures_per_minute)
     yield
     await store.close()
+
+
+async def _invalidations(app: web.Application) -> AsyncIterator[None]:
+    """Forget revoked keys and erased customers as soon as any process says so."""
+    store = app[DEPS].store
+
+    async def run() -> None:
+        while True:
+            try:
+                await store.follow_invalidations()
+            except HandoffError as exc:
+                log.warning("invalidation stream unavailable (%s); retrying", exc.detail)
+                await asyncio.sleep(1.0)
+
+    task = asyncio.create_task(run(), name="handoff-invalidations")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _sweeper(app: web.Application) -> AsyncIterator[None]:

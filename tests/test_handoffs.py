@@ -79,9 +79,13 @@ def overdue(redis_sync: redis.Redis, ho_id: str) -> None:
     redis_sync.zadd("hf:{acme}:q:deadline:*", {ho_id: past})
 
 
+# Bookkeeping that every request may touch: attempt counters and a key's "last used" time.
+BOOKKEEPING = (b":rate:", b":codefail", b"hf:key:")
+
+
 def snapshot(redis_sync: redis.Redis) -> dict[Any, Any]:
-    """Every key's serialised value, except rate and wrong-code counters."""
-    names = [k for k in redis_sync.keys("*") if b":rate:" not in k and b":codefail" not in k]
+    """Every key's serialised value, except the bookkeeping."""
+    names = [k for k in redis_sync.keys("*") if not any(b in k for b in BOOKKEEPING)]
     return {k: redis_sync.dump(k) for k in names}
 
 

@@ -10,8 +10,8 @@ from functools import wraps
 from aiohttp import web
 from pydantic import BaseModel
 
-from handoff.api.state import DEPS, PRINCIPAL
-from handoff.errors import Forbidden
+from handoff.api.state import AUTH_FAILURES, DEPS, PRINCIPAL
+from handoff.errors import Forbidden, Unauthorized
 from handoff.services import apikeys
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -67,8 +67,14 @@ def _guard(handler: Handler, roles: frozenset[str]) -> Handler:
     """Authenticate (401) and authorise (403) before the handler sees anything."""
     @wraps(handler)
     async def guarded(request: web.Request) -> web.StreamResponse:
-        principal = await apikeys.authenticate(request.app[DEPS].store,
-                                               request.headers.get("Authorization"))
+        deps, guard = request.app[DEPS], request.app[AUTH_FAILURES]
+        guard.check(request.remote)
+        try:
+            principal = await apikeys.authenticate(
+                deps.store, request.headers.get("Authorization"), now_ms=deps.now_ms())
+        except Unauthorized:
+            await guard.failed(request.remote, deps.now_ms())
+            raise
         if principal.role not in roles:
             raise Forbidden(f"a {principal.role} key may not use this route; "
                             f"it needs {' or '.join(sorted(roles))}")

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from handoff.services.abuse import AuthFailures
 from handoff.services.deps import Deps, Principal
 from handoff.services.flags import Lexicon
 from handoff.settings import Settings
@@ -19,3 +20,4 @@ STREAMS = web.AppKey("streams", weakref.WeakSet[web.StreamResponse])
 CLOSING = web.AppKey("closing", asyncio.Event)
 PRINCIPAL = web.RequestKey("principal", Principal)
 OPENAPI = web.AppKey("openapi", dict[str, Any])
+AUTH_FAILURES = web.AppKey("auth_failures", AuthFailures)

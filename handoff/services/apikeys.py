@@ -1,4 +1,9 @@
-"""API keys: a tenant and a role each; only a SHA-256 digest of the secret is ever stored."""
+"""API keys: a tenant and a role each; only a SHA-256 digest of the secret is ever stored.
+
+A key is looked up by the digest of what the caller sent, so comparing is a hash-table lookup on
+a value the caller cannot steer: how long a wrong guess takes says nothing about the real key.
+Revoking or rotating takes effect on every process at once (the store's invalidation stream).
+"""
 
 from __future__ import annotations
 
@@ -6,16 +11,28 @@ import hashlib
 import re
 
 from handoff import ids
-from handoff.errors import Unauthorized
+from handoff.errors import NotFound, Unauthorized
 from handoff.services.deps import Principal
 from handoff.store import Store
+from handoff.store.memo import Memo
 
 ROLES = ("bot", "ivr", "agent", "admin")
 TENANT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+LAST_USED_EVERY_S = 60.0
+# Which keys this process recorded a use of lately: "last used" is kept to the minute.
+_recent_use: Memo[str, bool] = Memo(size=10_000, ttl=LAST_USED_EVERY_S)
 
 
 def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def public(record: dict[str, str]) -> dict[str, str | None]:
+    """What may be shown of a key: never its secret (which is not stored anyway)."""
+    return {"id": record["id"], "tenant": record["tenant"], "role": record["role"],
+            "name": record.get("name") or None, "created_ms": record.get("created_ms"),
+            "last_used_ms": record.get("last_used_ms"), "revoked_ms": record.get("revoked_ms"),
+            "expires_ms": record.get("expires_ms")}
 
 
 async def create(store: Store, *, tenant: str, role: str, name: str = "",
@@ -32,7 +49,7 @@ async def create(store: Store, *, tenant: str, role: str, name: str = "",
     return secret, record
 
 
-async def authenticate(store: Store, authorization: str | None) -> Principal:
+async def authenticate(store: Store, authorization: str | None, *, now_ms: int) -> Principal:
     """The principal behind an `Authorization: Bearer <key>` header."""
     if not authorization:
         raise Unauthorized("send Authorization: Bearer <key>")
@@ -40,8 +57,60 @@ async def authenticate(store: Store, authorization: str | None) -> Principal:
     secret = secret.strip()
     if scheme.lower() != "bearer" or not secret or len(secret) > 256:
         raise Unauthorized("send Authorization: Bearer <key>")
-    # The lookup is by digest, so how long a guess takes says nothing about the real key.
-    record = await store.get_api_key(digest(secret))
-    if not record or record.get("revoked"):
-        raise Unauthorized("unknown or revoked key")
+    key_digest = digest(secret)
+    record = await store.get_api_key(key_digest)
+    if not record or not usable(record, now_ms):
+        raise Unauthorized("unknown, revoked or expired key")
+    if _recent_use.get(key_digest) is None:
+        _recent_use.set(key_digest, True)
+        await store.update_api_key(key_digest, {"last_used_ms": str(now_ms)})
     return Principal(tenant=record["tenant"], role=record["role"], key_id=record["id"])
+
+
+def usable(record: dict[str, str], now_ms: int) -> bool:
+    if record.get("revoked_ms"):
+        return False
+    expires = record.get("expires_ms")
+    return not expires or int(expires) > now_ms
+
+
+async def _own(store: Store, key_id: str, tenant: str | None) -> tuple[str, dict[str, str]]:
+    """A key by id (and, from the API, only of the caller's tenant: others are 404)."""
+    key_digest = await store.api_key_digest(key_id) if key_id.startswith("key_") else None
+    record = await store.get_api_key(key_digest) if key_digest else {}
+    if not key_digest or not record or (tenant is not None and record["tenant"] != tenant):
+        raise NotFound("no such key")
+    return key_digest, record
+
+
+async def listing(store: Store, tenant: str) -> list[dict[str, str]]:
+    return await store.list_api_keys(tenant)
+
+
+async def revoke(store: Store, key_id: str, *, tenant: str | None, now_ms: int
+                 ) -> dict[str, str]:
+    """Revoke a key everywhere, now."""
+    key_digest, record = await _own(store, key_id, tenant)
+    if not record.get("revoked_ms"):
+        record = {**record, "revoked_ms": str(now_ms)}
+        await store.update_api_key(key_digest, {"revoked_ms": record["revoked_ms"]})
+    await store.invalidate("key", [key_digest])
+    return record
+
+
+async def rotate(store: Store, key_id: str, *, tenant: str | None, now_ms: int,
+                 grace_seconds: int = 0) -> tuple[str, dict[str, str]]:
+    """A new key with the same tenant, role and name; the old one stops working after
+    `grace_seconds` (at once by default), so a deployment can switch without downtime."""
+    key_digest, record = await _own(store, key_id, tenant)
+    if not usable(record, now_ms):
+        raise NotFound("no such key (it is revoked or expired)")
+    secret, new = await create(store, tenant=record["tenant"], role=record["role"],
+                               name=record.get("name", ""), now_ms=now_ms)
+    if grace_seconds > 0:
+        await store.update_api_key(key_digest, {"expires_ms": str(now_ms + grace_seconds * 1000),
+                                                "rotated_to": new["id"]})
+        await store.invalidate("key", [key_digest])
+    else:
+        await revoke(store, key_id, tenant=tenant, now_ms=now_ms)
+    return secret, new

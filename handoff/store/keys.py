@@ -113,9 +113,23 @@ def api_key(secret_digest: str) -> str:
     return f"{PREFIX}:key:{secret_digest}"
 
 
+def key_ids() -> str:
+    """API key id -> secret digest, for revoking or rotating by id."""
+    return f"{PREFIX}:keyids"
+
+
+def invalidations() -> str:
+    """A stream every process follows to drop what it remembers (revoked keys, erased ids)."""
+    return f"{PREFIX}:invalidations"
+
+
 def tenant_keys(tenant: str) -> str:
     return f"{PREFIX}:{{{tenant}}}:keys"
 
 
 def index_secret() -> str:
     return f"{PREFIX}:secret:index"
+
+
+def auth_failures(address_digest: str, window: int) -> str:
+    return f"{PREFIX}:authfail:{address_digest}:{window}"

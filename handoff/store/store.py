@@ -390,6 +390,9 @@ class Store:
                     pipe.decr(name)
                 await pipe.execute()
 
+    def auth_failures_key(self, address: str, window: int) -> str:
+        return keys.auth_failures(self.digester.digest(address), window)
+
     async def ttl_ms(self, name: str) -> int:
         with map_exceptions():
             return int(await self.client.pttl(name))
@@ -403,12 +406,14 @@ class Store:
         with map_exceptions():
             async with self.client.pipeline(transaction=False) as pipe:
                 pipe.hset(keys.api_key(secret_digest), mapping=record)
+                pipe.hset(keys.key_ids(), record["id"], secret_digest)
                 pipe.sadd(keys.tenant_keys(record["tenant"]), record["id"])
                 pipe.sadd(keys.tenants(), record["tenant"])
                 await pipe.execute()
 
     async def get_api_key(self, secret_digest: str) -> dict[str, str]:
-        """A key's record; known keys are remembered for a few seconds."""
+        """A key's record; known keys are remembered for a few seconds (and forgotten at once
+        when revoked: see `follow_invalidations`)."""
         cached = self._api_keys.get(secret_digest)
         if cached is not None:
             return cached
@@ -417,6 +422,54 @@ class Store:
         if record:
             self._api_keys.set(secret_digest, record)
         return record
+
+    async def api_key_digest(self, key_id: str) -> str | None:
+        with map_exceptions():
+            return codec.text(await self.client.hget(keys.key_ids(), key_id))
+
+    async def update_api_key(self, secret_digest: str, fields: dict[str, str]) -> None:
+        with map_exceptions():
+            await self.client.hset(keys.api_key(secret_digest), mapping=fields)
+
+    async def list_api_keys(self, tenant: str) -> list[dict[str, str]]:
+        with map_exceptions():
+            ids = sorted(i.decode() for i in await self.client.smembers(keys.tenant_keys(tenant)))
+            if not ids:
+                return []
+            digests = await self.client.hmget(keys.key_ids(), ids)
+            async with self.client.pipeline(transaction=False) as pipe:
+                for digest in digests:
+                    pipe.hgetall(keys.api_key(digest.decode()) if digest else keys.key_ids())
+                raw = await pipe.execute()
+        return [_decode_text_hash(r) for r, d in zip(raw, digests, strict=True) if d and r]
+
+    # -- telling every process to forget ---------------------------------------------------------
+
+    async def invalidate(self, kind: str, names: list[str]) -> None:
+        """Drop remembered entries here and, through the invalidation stream, everywhere."""
+        self._forget(kind, names)
+        with map_exceptions():
+            await self.client.xadd(keys.invalidations(), {"k": kind, "n": "\n".join(names)},
+                                   maxlen=10_000, approximate=True)
+
+    def _forget(self, kind: str, names: list[str]) -> None:
+        memo: Memo[str, Any] = self._api_keys if kind == "key" else self._owners
+        for name in names:
+            memo.drop(name)
+
+    async def follow_invalidations(self) -> None:
+        """Apply other processes' invalidations as they come (run as a background task)."""
+        stream = keys.invalidations()
+        with map_exceptions():
+            last = await self.client.xrevrange(stream, "+", "-", count=1)
+        cursor = last[0][0].decode() if last else "0-0"
+        while True:
+            with map_exceptions():
+                raw = await self.blocking.xread({stream: cursor}, count=500, block=10_000)
+            for _, entries in (raw.items() if isinstance(raw, dict) else raw or []):
+                for entry_id, fields in (entries[0] if isinstance(raw, dict) else entries):
+                    cursor = entry_id.decode()
+                    self._forget(fields[b"k"].decode(), fields[b"n"].decode().split("\n"))
 
     # -- events ----------------------------------------------------------------------------------
 
