@@ -55,7 +55,8 @@ async def append_turns(deps: Deps, principal: Principal, lexicon: Lexicon,
                   channel=body.channel,
                   conversation_id=conversation_id, turn_id=body.turns[-1].id,
                   source=body.source, now_ms=min(now, to_ms(body.turns[-1].ts)))
-    cus_id, written = await identity.write(deps, principal.tenant, resolved.customer_id, change)
+    cus_id, written = await identity.write(deps, principal.tenant, resolved.customer_id, change,
+                                           create=resolved.created)
     return AppendResult(customer_id=cus_id, conversation_id=conversation_id,
                         appended=written.appended, duplicates=written.duplicates)
 

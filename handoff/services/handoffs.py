@@ -77,7 +77,10 @@ async def create(deps: Deps, principal: Principal, body: HandoffIn,
                             [{"loc": ["header", "Idempotency-Key"], "msg": "reused key"}])
     if outcome == "existing":
         await continuations.discard(deps, tenant, code)
-    (stored,) = await deps.store.get_handoffs(tenant, [final_id])
+    found = await deps.store.get_handoffs(tenant, [final_id])
+    if not found:  # the hand-off this key made was erased since; the key may not make another
+        raise Conflict("the hand-off this Idempotency-Key created no longer exists")
+    stored = found[0]
     # Second, idempotent step in the customer's slot: the brief lists its hand-offs.
     change = CustomerWrite(zadd=[("hos", float(stored["created_ms"]), final_id)],
                            events=[("handoff.requested", codec.pack(_public(stored)))])
@@ -86,7 +89,8 @@ async def create(deps: Deps, principal: Principal, body: HandoffIn,
     if body.conversation_id:
         conversation_record(change, body.conversation_id, channel=body.channel,
                             source=body.source, started_ms=now, by=principal.key_id)
-    await identity.write(deps, tenant, stored["customer_id"], change)
+    await identity.write(deps, tenant, stored["customer_id"], change,
+                         create=resolved.created and stored["customer_id"] == resolved.customer_id)
     return view(stored, with_code=True), outcome == "created"
 
 

@@ -19,7 +19,7 @@ from handoff.services.deps import Deps, Principal
 from handoff.services.masking import mask_text
 from handoff.services.privacy import Privacy, display_mask
 from handoff.store import codec
-from handoff.store.store import CustomerWrite, Moved, Written
+from handoff.store.store import CustomerWrite, Gone, Moved, Written
 from schemas.common import CustomerRef, Identity
 
 # The identity kind each channel owns: what that channel itself proves about the customer.
@@ -210,12 +210,19 @@ def identity_records(resolved: Resolved, *, channel: str | None, conversation_id
              "conversation_id": conversation_id, "at": now_ms})))
 
 
-async def write(deps: Deps, tenant: str, cus_id: str, change: CustomerWrite
-                ) -> tuple[str, Written]:
-    """Apply a write, following the customer if it was merged meanwhile."""
+async def write(deps: Deps, tenant: str, cus_id: str, change: CustomerWrite,
+                *, create: bool = False) -> tuple[str, Written]:
+    """Apply a write, following the customer if it was merged meanwhile.
+
+    Only a write that `create`s the customer may find it missing; any other means it was erased
+    (or expired) after we resolved it: 404, and the next request starts afresh.
+    """
     for _ in range(MAX_MOVES):
-        out = await deps.store.write(tenant, cus_id, change, now_ms=deps.now_ms(),
-                                     ttl_ms=deps.retention_ms(tenant))
+        try:
+            out = await deps.store.write(tenant, cus_id, change, now_ms=deps.now_ms(),
+                                         ttl_ms=deps.retention_ms(tenant), must_exist=not create)
+        except Gone as exc:
+            raise NotFound("the customer no longer exists") from exc
         if not isinstance(out, Moved):
             return cus_id, out
         cus_id = out.survivor

@@ -55,6 +55,7 @@ async def verify(deps: Deps, principal: Principal, body: VerifyIn) -> VerifyResu
     if body.conversation_id:
         conversation_record(change, body.conversation_id, channel=body.channel,
                             source=body.source, started_ms=now, by=principal.key_id)
-    cus_id, _ = await identity.write(deps, tenant, cus_id, change)
+    cus_id, _ = await identity.write(deps, tenant, cus_id, change,
+                                     create=resolved.created and cus_id == resolved.customer_id)
     return VerifyResult(customer_id=cus_id, verified=True, merged=merged,
                         expires_at=moment(expires))

@@ -61,6 +61,10 @@ class Written:
     cursors: list[str]
 
 
+class Gone(Exception):
+    """The customer written to no longer exists (it was erased or expired meanwhile)."""
+
+
 @dataclass
 class Moved:
     """The customer was merged into `survivor`; the write was not applied."""
@@ -200,13 +204,17 @@ class Store:
     # -- one customer --------------------------------------------------------------------------
 
     async def write(self, tenant: str, cus_id: str, change: CustomerWrite,
-                    *, now_ms: int, ttl_ms: int) -> Written | Moved:
+                    *, now_ms: int, ttl_ms: int, must_exist: bool = True) -> Written | Moved:
+        """Apply `change` atomically; raises Gone when `must_exist` and the customer is not."""
         ck = keys.customer(tenant, cus_id)
         with map_exceptions():
             out = await self._write(
-                keys=ck.all(), args=[now_ms, ttl_ms, self.events_maxlen, *change.argv()])
+                keys=ck.all(),
+                args=[now_ms, ttl_ms, self.events_maxlen, int(must_exist), *change.argv()])
         if out[0] == b"moved":
             return Moved(out[1].decode())
+        if out[0] == b"gone":
+            raise Gone(cus_id)
         return Written(version=int(out[1]), appended=int(out[2]), duplicates=int(out[3]),
                        cursors=[c.decode() for c in out[4]])
 
