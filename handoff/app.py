@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from handoff.api import conversations, customers, events, handoffs, identities, ops
+from handoff.api import admin, conversations, customers, events, handoffs, identities, ops
 from handoff.api.middleware import problems
 from handoff.api.openapi import document
 from handoff.api.routing import Routes
@@ -27,7 +27,7 @@ from handoff.store.connection import connect
 log = logging.getLogger("handoff")
 # Order matters where paths overlap: /v1/handoffs/events before /v1/handoffs/{id}.
 ROUTES: tuple[Routes, ...] = (events.routes, conversations.routes, customers.routes,
-                              identities.routes, handoffs.routes, ops.routes)
+                              identities.routes, handoffs.routes, admin.routes, ops.routes)
 
 
 def create_app(settings: Settings) -> web.Application:

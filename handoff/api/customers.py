@@ -8,12 +8,13 @@ from handoff.api import params
 from handoff.api.bodies import parse, render
 from handoff.api.routing import Query, Routes
 from handoff.api.state import DEPS, PRINCIPAL
-from handoff.services import brief, conversations, facts, identity
+from handoff.services import brief, conversations, facts
 from schemas.brief import Brief
 from schemas.common import Page
 from schemas.conversations import FactsResult, PutFacts, Turn
 
 routes = Routes()
+AGENT = Query("X-Agent-Id", "the person using the agent key, for the audit trail")
 TURNS = Query("turns", "how many of the latest turns to include (default 50, at most 500)",
               {"type": "integer", "minimum": 0, "maximum": 500})
 
@@ -30,23 +31,22 @@ async def put_facts(request: web.Request) -> web.StreamResponse:
 
 @routes.route("GET", "/v1/customers/{ref}/context", roles=("agent",),
               summary="The context brief; ETag and If-None-Match supported", response=Brief,
-              query=(TURNS,))
+              query=(TURNS,), headers=(AGENT,))
 async def context(request: web.Request) -> web.StreamResponse:
     deps, principal = request.app[DEPS], request[PRINCIPAL]
     turns = params.integer(request, "turns", default=deps.settings.brief_turns, low=0, high=500)
-    cus_id = await identity.resolve_ref(deps, principal, request.match_info["ref"], follow=False)
     wanted = request.headers.get("If-None-Match")
-    if wanted:
-        tag = await brief.current_etag(deps, principal.tenant, cus_id, turns)
-        if tag in {t.strip() for t in wanted.split(",")} or wanted.strip() == "*":
-            return web.Response(status=304, headers={"ETag": tag})
-    result, tag = await brief.build(deps, principal.tenant, cus_id, turns)
+    result, tag = await brief.read(deps, principal, request.match_info["ref"], turns,
+                                   {t.strip() for t in wanted.split(",")} if wanted else set(),
+                                   params.viewer(request))
+    if result is None:
+        return web.Response(status=304, headers={"ETag": tag})
     return render(request, result, headers={"ETag": tag, "Cache-Control": "private, no-cache"})
 
 
 @routes.route("GET", "/v1/customers/{ref}/turns", roles=("agent",),
               summary="The full transcript, newest first, paged by cursor",
-              response=Page[Turn],
+              response=Page[Turn], headers=(AGENT,),
               query=(Query("before", "the `next` of the previous page"),
                      Query("limit", "page size (default 100, at most 500)",
                            {"type": "integer", "minimum": 1, "maximum": 500})))
@@ -54,6 +54,7 @@ async def transcript(request: web.Request) -> web.StreamResponse:
     limit = params.integer(request, "limit", default=100, low=1, high=500)
     before = params.cursor(request)
     page = await conversations.transcript(request.app[DEPS], request[PRINCIPAL],
-                                          request.match_info["ref"], before, limit)
+                                          request.match_info["ref"], before, limit,
+                                          params.viewer(request))
     return render(request, page)
 

@@ -6,9 +6,10 @@ import json
 
 from aiohttp import web
 
+from handoff.api import params
 from handoff.api.routing import Query, Routes
 from handoff.api.state import CLOSING, DEPS, PRINCIPAL, STREAMS
-from handoff.services import events, identity
+from handoff.services import audit, events, identity
 from handoff.services.events import Event
 
 routes = Routes()
@@ -61,6 +62,7 @@ async def _serve(request: web.Request, stream: str, customer_id: str | None) -> 
 async def customer_events(request: web.Request) -> web.StreamResponse:
     deps, principal = request.app[DEPS], request[PRINCIPAL]
     cus_id = await identity.resolve_ref(deps, principal, request.match_info["ref"])
+    await audit.record(deps, principal, cus_id, "events", params.viewer(request))
     return await _serve(request, deps.store.events_key(principal.tenant, cus_id), cus_id)
 
 

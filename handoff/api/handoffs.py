@@ -9,7 +9,7 @@ from handoff.api.bodies import parse, render
 from handoff.api.routing import Query, Routes
 from handoff.api.state import DEPS, PRINCIPAL
 from handoff.errors import Unprocessable
-from handoff.services import brief, handoffs
+from handoff.services import audit, brief, handoffs
 from handoff.store.store import HANDOFF_STATUSES
 from schemas.brief import AcceptResult
 from schemas.common import Page
@@ -67,6 +67,8 @@ async def accept(request: web.Request) -> web.StreamResponse:
     record = await handoffs.accept(deps, principal, request.match_info["id"], body.agent_id)
     context, tag = await brief.build(deps, principal.tenant, record.customer_id,
                                      deps.settings.brief_turns)
+    await audit.record(deps, principal, context.customer.id, "accept",
+                       audit.Viewer(agent_id=body.agent_id, address=request.remote))
     return render(request, AcceptResult(handoff=record, context=context), headers={"ETag": tag})
 
 

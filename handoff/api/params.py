@@ -7,6 +7,7 @@ import re
 from aiohttp import web
 
 from handoff.errors import Unprocessable
+from handoff.services.audit import Viewer
 
 NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -56,3 +57,12 @@ def cursor(request: web.Request, key: str = "before") -> str | None:
         raise Unprocessable("not a cursor this list gave out",
                             [{"loc": ["query", key], "msg": "invalid cursor"}])
     return value
+
+
+def viewer(request: web.Request) -> Viewer:
+    """Who is reading, for the audit trail: `X-Agent-Id` (if given) and the peer address."""
+    agent = request.headers.get("X-Agent-Id") or None
+    if agent is not None and not NAME.match(agent):
+        raise Unprocessable("X-Agent-Id must be 1 to 128 printable characters",
+                            [{"loc": ["header", "X-Agent-Id"], "msg": "invalid"}])
+    return Viewer(agent_id=agent, address=request.remote)

@@ -11,9 +11,9 @@ import hashlib
 from typing import Any
 
 from handoff.errors import NotFound
-from handoff.services import identity
+from handoff.services import audit, identity
 from handoff.services.conversations import turn_view
-from handoff.services.deps import Deps
+from handoff.services.deps import Deps, Principal
 from handoff.services.flags import HUMAN_COUNTER, HUMAN_TERM
 from handoff.services.handoffs import view as handoff_view
 from handoff.services.timefmt import iso, moment, when
@@ -37,8 +37,24 @@ def etag(customers: list[tuple[str, dict[str, str], dict[str, Any]]], turns: int
     return '"' + hashlib.sha1("|".join(parts).encode()).hexdigest()[:20] + '"'
 
 
-async def current_etag(deps: Deps, tenant: str, cus_id: str, turns: int) -> str:
-    """The brief's ETag without building the brief (the cheap If-None-Match path)."""
+async def read(deps: Deps, principal: Principal, ref: str, turns: int, wanted: set[str],
+               viewer: audit.Viewer) -> tuple[Brief | None, str]:
+    """An agent reads the brief: (None, tag) when its `If-None-Match` still holds. Either way the
+    read is in the audit trail before anything is answered."""
+    cus_id = await identity.resolve_ref(deps, principal, ref, follow=False)
+    if wanted:
+        tag, survivor = await current_etag(deps, principal.tenant, cus_id, turns)
+        if tag in wanted or "*" in wanted:
+            await audit.record(deps, principal, survivor, "context", viewer)
+            return None, tag
+    result, tag = await build(deps, principal.tenant, cus_id, turns)
+    await audit.record(deps, principal, result.customer.id, "context", viewer)
+    return result, tag
+
+
+async def current_etag(deps: Deps, tenant: str, cus_id: str, turns: int) -> tuple[str, str]:
+    """The brief's ETag without building the brief (the cheap If-None-Match path), and the
+    customer it belongs to after following merges."""
     for _ in range(identity.MAX_MOVES):
         ((meta, verif),) = await deps.store.read_verifications(tenant, [cus_id])
         if not meta:
@@ -51,7 +67,7 @@ async def current_etag(deps: Deps, tenant: str, cus_id: str, turns: int) -> str:
     if merged:
         rows = await deps.store.read_verifications(tenant, merged)
         customers += [(c, m, v) for c, (m, v) in zip(merged, rows, strict=True)]
-    return etag(customers, turns, deps.now_ms())
+    return etag(customers, turns, deps.now_ms()), cus_id
 
 
 async def build(deps: Deps, tenant: str, cus_id: str, turns: int) -> tuple[Brief, str]:

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from handoff.errors import NotFound, Unprocessable
-from handoff.services import identity
+from handoff.services import audit, identity
 from handoff.services.deps import Deps, Principal
 from handoff.services.facts import add_facts
 from handoff.services.flags import Lexicon
@@ -94,7 +94,7 @@ def turn_view(entry: StreamEntry, conversations: dict[str, Any]) -> Turn:
 
 
 async def transcript(deps: Deps, principal: Principal, ref: str, before: str | None,
-                     limit: int) -> Page[Turn]:
+                     limit: int, viewer: audit.Viewer) -> Page[Turn]:
     """The whole transcript across merged customers, newest first, `limit` at a time."""
     if before is not None and not CURSOR.match(before):
         raise Unprocessable("not a cursor this list gave out",
@@ -109,6 +109,7 @@ async def transcript(deps: Deps, principal: Principal, ref: str, before: str | N
     for cus in everyone:
         conversations.update(await deps.store.read_hash(principal.tenant, cus, "convs"))
     items = [turn_view(e, conversations) for e in entries]
+    await audit.record(deps, principal, cus_id, "turns", viewer)
     return Page[Turn](items=items, next=entries[-1][0] if len(entries) == limit else None)
 
 

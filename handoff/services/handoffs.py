@@ -70,7 +70,8 @@ async def create(deps: Deps, principal: Principal, body: HandoffIn,
     outcome, final_id = await deps.store.create_handoff(
         tenant, record, score=float(record["score"]), deadline_ms=int(record["expires_ms"]),
         now_ms=now, idempotency=idem, idempotency_ttl_ms=IDEMPOTENCY_TTL_MS,
-        fingerprint=_fingerprint(body, resolved.customer_id))
+        fingerprint=_fingerprint(body, resolved.customer_id),
+        retention_ms=deps.retention_ms(tenant))
     if outcome == "mismatch":
         await continuations.discard(deps, tenant, code)
         raise Unprocessable("this Idempotency-Key was used with a different request",
@@ -117,7 +118,7 @@ async def _transition(deps: Deps, principal: Principal, ho_id: str, *, allowed: 
     current = await _load(deps, tenant, ho_id)
     outcome = await deps.store.transition_handoff(
         tenant, ho_id, current["queue"], allowed=allowed, target=target, event=event,
-        fields=fields, now_ms=deps.now_ms())
+        fields=fields, now_ms=deps.now_ms(), retention_ms=deps.retention_ms(tenant))
     if outcome.result == "missing":
         raise NotFound("no such hand-off")
     if outcome.expired_now:
@@ -206,7 +207,8 @@ async def expire_due(deps: Deps, tenant: str, limit: int = 200) -> int:
         # Asking for any transition expires an overdue hand-off first; exactly one asker is told.
         outcome = await deps.store.transition_handoff(
             tenant, record["id"], record["queue"], allowed=[], target="expired",
-            event="handoff.expired", fields={}, now_ms=deps.now_ms())
+            event="handoff.expired", fields={}, now_ms=deps.now_ms(),
+            retention_ms=deps.retention_ms(tenant))
         if outcome.expired_now:
             await _mirror(deps, tenant, outcome.record, "handoff.expired")
             expired += 1

@@ -133,3 +133,9 @@ def index_secret() -> str:
 
 def auth_failures(address_digest: str, window: int) -> str:
     return f"{PREFIX}:authfail:{address_digest}:{window}"
+
+
+def audit(tenant: str, customer_digest: str | None = None) -> str:
+    """The tenant's access log, or one customer's slice of it (by keyed digest, never the id)."""
+    base = f"{PREFIX}:{{{tenant}}}:audit"
+    return f"{base}:{customer_digest}" if customer_digest else base

@@ -12,3 +12,5 @@ def source(name: str) -> str:
 CUSTOMER_WRITE = source("customer_write")
 HANDOFF_CREATE = source("handoff_create")
 HANDOFF_TRANSITION = source("handoff_transition")
+DELETE_IF = source("delete_if")
+HANDOFF_ERASE = source("handoff_erase")

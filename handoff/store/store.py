@@ -92,6 +92,16 @@ class CustomerData:
 
 
 @dataclass
+class Erased:
+    """What an erasure removed."""
+
+    keys: int = 0
+    index_entries: int = 0
+    handoffs: int = 0
+    queue_events: int = 0
+
+
+@dataclass
 class TransitionOutcome:
     result: str  # "ok", "conflict" or "missing"
     previous: str | None
@@ -131,6 +141,8 @@ class Store:
         self._write: AsyncScript = client.register_script(scripts.CUSTOMER_WRITE)
         self._create: AsyncScript = client.register_script(scripts.HANDOFF_CREATE)
         self._transition: AsyncScript = client.register_script(scripts.HANDOFF_TRANSITION)
+        self._delete_if: AsyncScript = client.register_script(scripts.DELETE_IF)
+        self._erase_handoff: AsyncScript = client.register_script(scripts.HANDOFF_ERASE)
 
     @classmethod
     async def open(cls, client: Client, blocking: Client, *, events_maxlen: int) -> Store:
@@ -284,11 +296,58 @@ class Store:
     def customer_keys(self, tenant: str, cus_id: str) -> CustomerKeys:
         return keys.customer(tenant, cus_id)
 
+    async def erase_customer(self, tenant: str, cus_id: str) -> Erased:
+        """Remove every key, index entry, hand-off, code and queue event of one customer."""
+        ck = keys.customer(tenant, cus_id)
+        with map_exceptions():
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.hkeys(ck.ids)
+                pipe.hkeys(ck.convs)
+                pipe.zrange(ck.hos, 0, -1)
+                identities, conversations, handoff_ids = await pipe.execute()
+        erased = Erased()
+        index = [self.identity_key(tenant, i.decode()) for i in identities]
+        index += [self.conversation_key(tenant, c.decode()) for c in conversations]
+        with map_exceptions():
+            for name in index:
+                erased.index_entries += int(await self._delete_if(keys=[name], args=[cus_id]))
+            for conv in conversations:
+                await self.client.delete(self.code_failures_key(tenant, conv.decode()))
+            for record in await self.get_handoffs(tenant, [h.decode() for h in handoff_ids]):
+                ho_keys = [keys.handoff(tenant, record["id"]),
+                           keys.queue(tenant, "deadline", None)]
+                for status in HANDOFF_STATUSES:
+                    ho_keys += [keys.queue(tenant, status, record["queue"]),
+                                keys.queue(tenant, status, None)]
+                found, code = await self._erase_handoff(keys=ho_keys, args=[])
+                erased.handoffs += int(found)
+                if code:
+                    await self.client.delete(keys.code(tenant, code.decode()))
+            erased.keys = int(await self.client.delete(*ck.all()))
+            erased.queue_events = await self._erase_queue_events(tenant, cus_id)
+        self._forget("index", index)
+        await self.invalidate("index", index)
+        return erased
+
+    async def _erase_queue_events(self, tenant: str, cus_id: str) -> int:
+        """Queue events that carried this customer's hand-offs (the stream is bounded)."""
+        stream, cursor, removed = keys.queue_events(tenant), "-", 0
+        needle = cus_id.encode()
+        while True:
+            batch = await self.client.xrange(stream, cursor, "+", count=1000)
+            doomed = [entry_id for entry_id, fields in batch if needle in fields.get(b"d", b"")]
+            if doomed:
+                removed += int(await self.client.xdel(stream, *doomed))
+            if len(batch) < 1000:
+                return removed
+            cursor = "(" + batch[-1][0].decode()
+
     # -- hand-offs (tenant slot) ----------------------------------------------------------------
 
     async def create_handoff(self, tenant: str, record: dict[str, str], *, score: float,
                              deadline_ms: int, now_ms: int, idempotency: str | None,
-                             idempotency_ttl_ms: int, fingerprint: str) -> tuple[str, str]:
+                             idempotency_ttl_ms: int, fingerprint: str, retention_ms: int
+                             ) -> tuple[str, str]:
         """("created" | "existing" | "mismatch", hand-off id)."""
         idem_key = idempotency or keys.idempotency(tenant, "-", "-")
         ho_keys = [keys.handoff(tenant, record["id"]), keys.queue_events(tenant),
@@ -302,15 +361,15 @@ class Store:
             await self.client.sadd(keys.tenants(), tenant)
             out = await self._create(keys=ho_keys, args=[
                 now_ms, self.events_maxlen, score, deadline_ms,
-                idempotency_ttl_ms if idempotency else 0, fingerprint, *flat])
+                idempotency_ttl_ms if idempotency else 0, fingerprint, retention_ms, *flat])
         return out[0].decode(), out[1].decode()
 
     def idempotency_key(self, tenant: str, principal: str, key: str) -> str:
         return keys.idempotency(tenant, principal, self.digester.digest(key))
 
     async def transition_handoff(self, tenant: str, ho_id: str, queue: str, *, allowed: list[str],
-                                 target: str, event: str, fields: dict[str, str], now_ms: int
-                                 ) -> TransitionOutcome:
+                                 target: str, event: str, fields: dict[str, str], now_ms: int,
+                                 retention_ms: int) -> TransitionOutcome:
         ho_keys = [keys.handoff(tenant, ho_id), keys.queue_events(tenant),
                    keys.queue(tenant, "deadline", None)]
         for status in HANDOFF_STATUSES:
@@ -320,7 +379,8 @@ class Store:
             flat += [k, v]
         with map_exceptions():
             out = await self._transition(keys=ho_keys, args=[
-                now_ms, self.events_maxlen, " ".join(allowed), target, event, *flat])
+                now_ms, self.events_maxlen, " ".join(allowed), target, event, retention_ms,
+                *flat])
         flat_record = out[3]
         record = {flat_record[i].decode(): flat_record[i + 1].decode()
                   for i in range(0, len(flat_record), 2)}
@@ -339,22 +399,44 @@ class Store:
 
     async def list_handoffs(self, tenant: str, status: str, queue: str | None,
                             after: tuple[float, str] | None, limit: int) -> list[dict[str, str]]:
-        """A page of one status's queue by score (priority, then age), after a cursor."""
+        """A page of one status's queue by score (priority, then age), after a cursor.
+
+        Entries whose hand-off expired under retention are dropped from the set on the way.
+        """
         name = keys.queue(tenant, status, queue)
-        with map_exceptions():
-            if after is None:
-                members = await self.client.zrangebyscore(name, "-inf", "+inf", start=0,
-                                                          num=limit)
-            else:
-                score, member = after
-                # Members sharing the cursor's score are few; skip up to and including it.
-                members = await self.client.zrangebyscore(name, score, "+inf", start=0,
-                                                          num=limit + 64)
-                ids = [m.decode() for m in members]
-                if member in ids:
-                    ids = ids[ids.index(member) + 1:]
-                members = [i.encode() for i in ids[:limit]]
-        return await self.get_handoffs(tenant, [m.decode() for m in members])
+        found: list[dict[str, str]] = []
+        while len(found) < limit:
+            want = limit - len(found)
+            with map_exceptions():
+                page = await self._page(name, after, want)
+            if not page:
+                break
+            members = [m for m, _ in page]
+            records = await self.get_handoffs(tenant, members)
+            gone = set(members) - {r["id"] for r in records}
+            if gone:
+                with map_exceptions():
+                    await self.client.zrem(name, *gone)
+            found += records
+            after = (page[-1][1], page[-1][0])
+            if len(page) < want:
+                break
+        return found
+
+    async def _page(self, name: str, after: tuple[float, str] | None, limit: int
+                    ) -> list[tuple[str, float]]:
+        """(member, score) pairs after a cursor: by rank while the cursor's member is still
+        there, else strictly above its score."""
+        if after is None:
+            raw = await self.client.zrange(name, 0, limit - 1, withscores=True)
+        else:
+            score, member = after
+            rank = await self.client.zrank(name, member)
+            raw = (await self.client.zrange(name, rank + 1, rank + limit, withscores=True)
+                   if rank is not None else
+                   await self.client.zrangebyscore(name, f"({score!r}", "+inf", start=0,
+                                                   num=limit, withscores=True))
+        return [(m.decode(), float(sc)) for m, sc in raw]
 
     async def due_handoffs(self, tenant: str, now_ms: int, limit: int) -> list[dict[str, str]]:
         with map_exceptions():
@@ -450,6 +532,33 @@ class Store:
                     pipe.hgetall(keys.api_key(digest.decode()) if digest else keys.key_ids())
                 raw = await pipe.execute()
         return [_decode_text_hash(r) for r, d in zip(raw, digests, strict=True) if d and r]
+
+    # -- the audit trail (tenant slot) ----------------------------------------------------------
+
+    def audit_digest(self, cus_id: str) -> str:
+        """How the audit trail names a customer: a keyed hash, so erasure leaves no identifier."""
+        return self.digester.digest(f"audit\x00{cus_id}")
+
+    async def audit(self, tenant: str, cus_id: str, entry: dict[str, str], *,
+                    now_ms: int, retention_ms: int) -> None:
+        """Append to the tenant's access log and the customer's slice; older entries fall off."""
+        customer = self.audit_digest(cus_id)
+        fields = {**entry, "customer": customer}
+        oldest = max(0, now_ms - retention_ms)
+        with map_exceptions():
+            async with self.client.pipeline(transaction=False) as pipe:
+                for name in (keys.audit(tenant), keys.audit(tenant, customer)):
+                    pipe.xadd(name, fields, minid=oldest, approximate=True)
+                    pipe.pexpire(name, retention_ms)
+                await pipe.execute()
+
+    async def read_audit(self, tenant: str, cus_id: str | None, before: str | None,
+                         limit: int) -> list[StreamEntry]:
+        name = keys.audit(tenant, self.audit_digest(cus_id) if cus_id else None)
+        with map_exceptions():
+            raw = await self.client.xrevrange(name, f"({before}" if before else "+", "-",
+                                              count=limit)
+        return _entries(raw)
 
     # -- telling every process to forget ---------------------------------------------------------
 

@@ -2,12 +2,14 @@
 -- KEYS: hand-off hash, queue events, deadline, then for each status in STATUSES order its
 --       one-queue and all-queues sorted sets (10 keys)
 -- ARGV: now_ms, events_maxlen, allowed statuses (space separated), new status, event type,
+--       retention_ms,
 --       then field value pairs to set
 -- A pending hand-off past its deadline is expired first, whoever asks (and says so).
 -- Answers {outcome, status before, '1' if it expired just now, the hand-off as a flat hash}.
 local STATUSES = {'pending', 'accepted', 'resolved', 'cancelled', 'expired'}
 local ho, events, deadline = KEYS[1], KEYS[2], KEYS[3]
 local now, maxlen, allowed, target, event = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local retention = ARGV[6]
 
 local function zsets(status)
   for s = 1, #STATUSES do
@@ -46,6 +48,7 @@ end
 if not string.find(' ' .. allowed .. ' ', ' ' .. status .. ' ', 1, true) then
   return {'conflict', status, expired_now, redis.call('HGETALL', ho)}
 end
-if #ARGV > 5 then redis.call('HSET', ho, unpack(ARGV, 6)) end
+if #ARGV > 6 then redis.call('HSET', ho, unpack(ARGV, 7)) end
 move(status, target, event)
+for k = 1, #KEYS do redis.call('PEXPIRE', KEYS[k], retention) end
 return {'ok', status, expired_now, redis.call('HGETALL', ho)}

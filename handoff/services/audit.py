@@ -1,0 +1,52 @@
+"""Who read which customer's context, transcript or events, when, and from where."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from handoff.errors import Unprocessable
+from handoff.services import identity
+from handoff.services.deps import Deps, Principal
+from handoff.services.timefmt import moment
+from schemas.admin import AuditEntry
+from schemas.common import Page
+
+CURSOR = re.compile(r"^\d{1,20}-\d{1,20}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """Who is behind an agent key for this request, as far as we can tell."""
+
+    agent_id: str | None
+    address: str | None
+
+
+async def record(deps: Deps, principal: Principal, cus_id: str, what: str,
+                 viewer: Viewer) -> None:
+    """Log an agent key's read of a customer before the data leaves (no log, no data)."""
+    entry = {"key_id": principal.key_id, "role": principal.role, "what": what,
+             "agent_id": viewer.agent_id or "", "address": viewer.address or ""}
+    await deps.store.audit(principal.tenant, cus_id, entry, now_ms=deps.now_ms(),
+                           retention_ms=deps.retention_ms(principal.tenant))
+
+
+async def read(deps: Deps, principal: Principal, customer: str | None, before: str | None,
+               limit: int) -> Page[AuditEntry]:
+    """The tenant's access log, newest first, optionally for one customer."""
+    if before is not None and not CURSOR.match(before):
+        raise Unprocessable("not a cursor this list gave out",
+                            [{"loc": ["query", "before"], "msg": "invalid cursor"}])
+    cus_id = None
+    if customer:
+        # An erased customer cannot be resolved any more; its id still finds its entries.
+        cus_id = customer if identity.CUSTOMER_ID.match(customer) else (
+            await identity.resolve_ref(deps, principal, customer))
+    entries = await deps.store.read_audit(principal.tenant, cus_id, before, limit)
+    items = [AuditEntry(
+        id=entry_id, at=moment(entry_id.split("-")[0]), key_id=f["key_id"].decode(),
+        role=f["role"].decode(), what=f["what"].decode(),
+        agent_id=f["agent_id"].decode() or None, address=f["address"].decode() or None,
+        customer=f["customer"].decode()) for entry_id, f in entries]
+    return Page[AuditEntry](items=items, next=items[-1].id if len(items) == limit else None)
