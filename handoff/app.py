@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import weakref
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from handoff import logs
 from handoff.api import admin, conversations, customers, events, handoffs, identities, ops
 from handoff.api.middleware import problems
 from handoff.api.openapi import document
@@ -24,7 +24,7 @@ from handoff.settings import Settings
 from handoff.store import Store
 from handoff.store.connection import connect
 
-log = logging.getLogger("handoff")
+log = logs.logger("handoff")
 # Order matters where paths overlap: /v1/handoffs/events before /v1/handoffs/{id}.
 ROUTES: tuple[Routes, ...] = (events.routes, conversations.routes, customers.routes,
                               identities.routes, handoffs.routes, admin.routes, ops.routes)

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 import time
-from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from pathlib import Path
 
 from aiohttp import web
 
+from handoff import logs
 from handoff.app import create_app
 from handoff.embedded import EmbeddedRedis
+from handoff.errors import NotFound
 from handoff.services import apikeys
+from handoff.services.timefmt import iso
 from handoff.settings import Settings
 from handoff.store import Store
 from handoff.store.connection import connect
@@ -39,12 +41,11 @@ def _store_for(settings: Settings) -> tuple[AbstractContextManager[object], str]
 
 def serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.configure(settings.log_level)
     embedded, url = _store_for(settings)
     with embedded:
         if isinstance(embedded, EmbeddedRedis):
-            logging.getLogger("handoff").info("embedded Redis in %s", embedded.data_dir)
+            logs.logger("handoff").info("embedded Redis in %s", embedded.data_dir)
         if args.workers > 1:
             return supervise(args.workers, ["--host", settings.host, "--port",
                                             str(settings.port)], url)
@@ -55,34 +56,70 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _create_key(url: str, settings: Settings, tenant: str, role: str, name: str
-                      ) -> tuple[str, dict[str, str]]:
+@asynccontextmanager
+async def _open_store(url: str, settings: Settings) -> AsyncIterator[Store]:
     client = connect(url, cluster=settings.redis_cluster, timeout=settings.redis_timeout,
                      max_connections=4)
     blocking = connect(url, cluster=settings.redis_cluster, timeout=settings.redis_timeout,
                        max_connections=1, blocking=True)
     store = await Store.open(client, blocking, events_maxlen=settings.events_maxlen)
     try:
-        return await apikeys.create(store, tenant=tenant, role=role, name=name,
-                                    now_ms=int(time.time() * 1000))
+        yield store
     finally:
         await store.close()
 
 
-def keys_create(args: argparse.Namespace) -> int:
+async def _create_key(url: str, settings: Settings, tenant: str, role: str, name: str
+                      ) -> tuple[str, dict[str, str]]:
+    async with _open_store(url, settings) as store:
+        return await apikeys.create(store, tenant=tenant, role=role, name=name,
+                                    now_ms=int(time.time() * 1000))
+
+
+def _keys_command(args: argparse.Namespace) -> int:
+    """Run one `handoff keys ...` command against the configured store."""
     settings = _settings(args)
     embedded, url = _store_for(settings)
+    now = int(time.time() * 1000)
+
+    async def run(store: Store) -> list[str]:
+        if args.keys == "create":
+            secret, record = await apikeys.create(store, tenant=args.tenant, role=args.role,
+                                                  name=args.name or "", now_ms=now)
+            return [f"created {record['id']} for tenant {record['tenant']} with role "
+                    f"{record['role']}; the key is shown once:", secret]
+        if args.keys == "list":
+            return [_key_line(r) for r in await apikeys.listing(store, args.tenant)]
+        if args.keys == "revoke":
+            return [_key_line(await apikeys.revoke(store, args.id, tenant=None, now_ms=now))]
+        secret, record = await apikeys.rotate(store, args.id, tenant=None, now_ms=now,
+                                              grace_seconds=args.grace)
+        return [f"rotated {args.id} to {record['id']}; the new key is shown once:", secret]
+
+    async def main() -> list[str]:
+        async with _open_store(url, settings) as store:
+            return await run(store)
+
     try:
         with embedded:
-            secret, record = asyncio.run(_create_key(url, settings, args.tenant, args.role,
-                                                     args.name or ""))
-    except ValueError as exc:
+            lines = asyncio.run(main())
+    except (ValueError, NotFound) as exc:
         print(f"handoff: {exc}", file=sys.stderr)
         return 2
-    print(f"created {record['id']} for tenant {record['tenant']} with role {record['role']};"
-          " the key is shown once:")
-    print(secret)
+    print("\n".join(lines))
     return 0
+
+
+def _key_line(record: dict[str, str]) -> str:
+    def at(name: str) -> str:
+        value = record.get(name)
+        return iso(value) or "-" if value else "-"
+
+    state = "revoked" if record.get("revoked_ms") else (
+        f"expires {at('expires_ms')}" if record.get("expires_ms") else "active")
+    return (f"{record['id']}  tenant={record['tenant']}  role={record['role']}  "
+            f"name={record.get('name') or '-'}  created={at('created_ms')}  "
+            f"last_used={at('last_used_ms')}  {state}")
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -109,8 +146,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--tenant", required=True)
     p.add_argument("--role", required=True, choices=apikeys.ROLES)
     p.add_argument("--name", help="a label, e.g. the system that will use it")
-    p.add_argument("--data-dir", type=Path)
-    p.set_defaults(func=keys_create)
+    p = keys.add_parser("list", help="a tenant's keys: id, role, created, last used (no secrets)")
+    p.add_argument("--tenant", required=True)
+    p = keys.add_parser("revoke", help="stop a key now, on every process")
+    p.add_argument("id")
+    p = keys.add_parser("rotate", help="replace a key; prints the new one as the last line")
+    p.add_argument("id")
+    p.add_argument("--grace", type=int, default=0,
+                   help="seconds the old key keeps working (default: none)")
+    for command in keys.choices.values():
+        command.add_argument("--data-dir", type=Path)
+        command.set_defaults(func=_keys_command)
 
     p = sub.add_parser("demo", help="run the chat -> call -> agent scenario and print the brief")
     p.add_argument("--url", help="a running handoff (default: start one just for the demo)")

@@ -6,7 +6,6 @@ SIGINT passes the signal on and waits for them all (each finishes its in-flight 
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import subprocess
@@ -14,7 +13,9 @@ import sys
 import time
 from types import FrameType
 
-log = logging.getLogger("handoff.workers")
+from handoff import logs
+
+log = logs.logger("handoff.workers")
 RESTART_PAUSE = 1.0
 
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import logging
 from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
 
+from handoff import logs
 from handoff.api.state import PRINCIPAL
 from handoff.errors import HandoffError, StoreUnavailable, TooManyRequests, Unprocessable
 from handoff.store.connection import map_exceptions
 
-log = logging.getLogger("handoff.api")
+log = logs.logger("handoff.api")
 PROBLEM = "application/problem+json"
 
 
