@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 from aiohttp import web
@@ -9,6 +10,7 @@ from aiohttp import web
 from handoff.api import params
 from handoff.api.routing import Query, Routes
 from handoff.api.state import CLOSING, DEPS, PRINCIPAL, STREAMS
+from handoff.errors import StoreUnavailable
 from handoff.services import audit, events, identity
 from handoff.services.events import Event
 
@@ -37,6 +39,7 @@ async def _serve(request: web.Request, stream: str, customer_id: str | None) -> 
     await response.write(b"retry: 2000\n\n")
     batch = first
     last = after
+    reason = "server.closing"
     try:
         while True:
             for event in batch:
@@ -46,13 +49,20 @@ async def _serve(request: web.Request, stream: str, customer_id: str | None) -> 
                 await response.write(b": keep-alive\n\n")
             if closing.is_set():
                 break
-            batch = await anext(feed)
+            try:
+                batch = await anext(feed)
+            except StoreUnavailable:
+                reason = "server.unavailable"  # headers are sent: say so in the stream
+                break
+    except ConnectionResetError:
+        return response  # the client left
     finally:
         await feed.aclose()
-    # Shutting down: tell the client where to resume, on any process.
-    bye = json.dumps({"type": "server.closing", "last_event_id": last})
-    await response.write(f"event: server.closing\ndata: {bye}\n\n".encode())
-    await response.write_eof()
+    # Tell the client why the stream ends and where to resume, on any process.
+    bye = json.dumps({"type": reason, "last_event_id": last})
+    with contextlib.suppress(ConnectionResetError):
+        await response.write(f"event: {reason}\ndata: {bye}\n\n".encode())
+        await response.write_eof()
     return response
 
 
