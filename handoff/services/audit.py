@@ -9,6 +9,7 @@ from handoff.errors import Unprocessable
 from handoff.services import identity
 from handoff.services.deps import Deps, Principal
 from handoff.services.timefmt import moment
+from handoff.store.store import AuditNote
 from schemas.admin import AuditEntry
 from schemas.common import Page
 
@@ -23,13 +24,18 @@ class Viewer:
     address: str | None
 
 
+def note(deps: Deps, principal: Principal, cus_id: str, what: str, viewer: Viewer) -> AuditNote:
+    """The access-log entry for an agent key's read of a customer."""
+    entry = {"key_id": principal.key_id, "role": principal.role, "what": what,
+             "agent_id": viewer.agent_id or "", "address": viewer.address or ""}
+    return AuditNote(principal.tenant, cus_id, entry, deps.now_ms(),
+                     deps.retention_ms(principal.tenant))
+
+
 async def record(deps: Deps, principal: Principal, cus_id: str, what: str,
                  viewer: Viewer) -> None:
     """Log an agent key's read of a customer before the data leaves (no log, no data)."""
-    entry = {"key_id": principal.key_id, "role": principal.role, "what": what,
-             "agent_id": viewer.agent_id or "", "address": viewer.address or ""}
-    await deps.store.audit(principal.tenant, cus_id, entry, now_ms=deps.now_ms(),
-                           retention_ms=deps.retention_ms(principal.tenant))
+    await deps.store.audit(note(deps, principal, cus_id, what, viewer))
 
 
 async def read(deps: Deps, principal: Principal, customer: str | None, before: str | None,

@@ -17,7 +17,7 @@ from handoff.services.deps import Deps, Principal
 from handoff.services.flags import HUMAN_COUNTER, HUMAN_TERM
 from handoff.services.handoffs import view as handoff_view
 from handoff.services.timefmt import iso, moment, when
-from handoff.store.store import CustomerData
+from handoff.store.store import AuditNote, CustomerData
 from schemas.brief import Brief, CustomerView, Flag, JourneyStep, KnownIdentity, Merge
 from schemas.conversations import Fact
 from schemas.verification import Verification
@@ -42,21 +42,29 @@ async def read(deps: Deps, principal: Principal, ref: str, turns: int, wanted: s
     """An agent reads the brief: (None, tag) when its `If-None-Match` still holds. Either way the
     read is in the audit trail before anything is answered."""
     cus_id = await identity.resolve_ref(deps, principal, ref, follow=False)
+    # The log entry rides in the same round trip as the read; a merged customer's reads are
+    # logged under the customer that holds the context now, too.
+    note: AuditNote | None = audit.note(deps, principal, cus_id, "context", viewer)
     if wanted:
-        tag, survivor = await current_etag(deps, principal.tenant, cus_id, turns)
+        tag, survivor = await current_etag(deps, principal.tenant, cus_id, turns, note)
         if tag in wanted or "*" in wanted:
-            await audit.record(deps, principal, survivor, "context", viewer)
+            if survivor != cus_id:
+                await audit.record(deps, principal, survivor, "context", viewer)
             return None, tag
-    result, tag = await build(deps, principal.tenant, cus_id, turns)
-    await audit.record(deps, principal, result.customer.id, "context", viewer)
+        note = None  # already logged
+    result, tag = await build(deps, principal.tenant, cus_id, turns, note)
+    if result.customer.id != cus_id:
+        await audit.record(deps, principal, result.customer.id, "context", viewer)
     return result, tag
 
 
-async def current_etag(deps: Deps, tenant: str, cus_id: str, turns: int) -> tuple[str, str]:
+async def current_etag(deps: Deps, tenant: str, cus_id: str, turns: int,
+                       note: AuditNote | None = None) -> tuple[str, str]:
     """The brief's ETag without building the brief (the cheap If-None-Match path), and the
     customer it belongs to after following merges."""
     for _ in range(identity.MAX_MOVES):
-        ((meta, verif),) = await deps.store.read_verifications(tenant, [cus_id])
+        ((meta, verif),) = await deps.store.read_verifications(tenant, [cus_id], note)
+        note = None
         if not meta:
             raise NotFound("no such customer")
         if not meta.get("merged_into"):
@@ -70,12 +78,14 @@ async def current_etag(deps: Deps, tenant: str, cus_id: str, turns: int) -> tupl
     return etag(customers, turns, deps.now_ms()), cus_id
 
 
-async def build(deps: Deps, tenant: str, cus_id: str, turns: int) -> tuple[Brief, str]:
+async def build(deps: Deps, tenant: str, cus_id: str, turns: int,
+                note: AuditNote | None = None) -> tuple[Brief, str]:
     """The brief of a customer (following merges) and its ETag."""
     settings = deps.settings
     for _ in range(identity.MAX_MOVES):
         (main,) = await deps.store.read_customers(tenant, [cus_id], turns,
-                                                  settings.brief_handoffs)
+                                                  settings.brief_handoffs, note)
+        note = None
         if not main.exists:
             raise NotFound("no such customer")
         if not main.meta.get("merged_into"):

@@ -15,6 +15,7 @@ from handoff.store.keys import KEY_INDEX, CustomerKeys, Digester
 from handoff.store.memo import Memo
 
 HANDOFF_STATUSES = ("pending", "accepted", "resolved", "cancelled", "expired")
+AUDIT_COMMANDS = 4
 StreamEntry = tuple[str, dict[str, Any]]
 
 
@@ -89,6 +90,17 @@ class CustomerData:
     @property
     def exists(self) -> bool:
         return bool(self.meta)
+
+
+@dataclass(frozen=True)
+class AuditNote:
+    """An access-log entry to append in the same round trip as the read it records."""
+
+    tenant: str
+    customer_id: str
+    entry: dict[str, str]
+    now_ms: int
+    retention_ms: int
 
 
 @dataclass
@@ -231,10 +243,13 @@ class Store:
                        cursors=[c.decode() for c in out[4]])
 
     async def read_customers(self, tenant: str, cus_ids: list[str], turns: int,
-                             handoffs: int) -> list[CustomerData]:
-        """Read several customers' brief material in one pipelined round trip."""
+                             handoffs: int, audit: AuditNote | None = None
+                             ) -> list[CustomerData]:
+        """Read several customers' brief material (and log the read) in one round trip."""
         with map_exceptions():
             async with self.client.pipeline(transaction=False) as pipe:
+                if audit is not None:
+                    self._queue_audit(pipe, audit)
                 for cus_id in cus_ids:
                     ck = keys.customer(tenant, cus_id)
                     pipe.hgetall(ck.meta)
@@ -246,6 +261,8 @@ class Store:
                     pipe.xrevrange(ck.turns, "+", "-", count=max(turns, 1))
                     pipe.zrevrange(ck.hos, 0, handoffs - 1)
                 raw = await pipe.execute()
+        if audit is not None:
+            raw = raw[AUDIT_COMMANDS:]
         out = []
         for n, cus_id in enumerate(cus_ids):
             meta, ids, verif, facts, convs, flags, turn_list, hos = raw[n * 8:(n + 1) * 8]
@@ -264,16 +281,21 @@ class Store:
                 raw = await pipe.execute()
         return [_decode_text_hash(m) for m in raw]
 
-    async def read_verifications(self, tenant: str, cus_ids: list[str]
+    async def read_verifications(self, tenant: str, cus_ids: list[str],
+                                 audit: AuditNote | None = None
                                  ) -> list[tuple[dict[str, str], dict[str, Any]]]:
         """Meta and verifications of each customer: what a conditional brief GET compares."""
         with map_exceptions():
             async with self.client.pipeline(transaction=False) as pipe:
+                if audit is not None:
+                    self._queue_audit(pipe, audit)
                 for cus_id in cus_ids:
                     ck = keys.customer(tenant, cus_id)
                     pipe.hgetall(ck.meta)
                     pipe.hgetall(ck.verif)
                 raw = await pipe.execute()
+        if audit is not None:
+            raw = raw[AUDIT_COMMANDS:]
         return [(_decode_text_hash(raw[i]), _decode_hash(raw[i + 1]))
                 for i in range(0, len(raw), 2)]
 
@@ -539,18 +561,21 @@ class Store:
         """How the audit trail names a customer: a keyed hash, so erasure leaves no identifier."""
         return self.digester.digest(f"audit\x00{cus_id}")
 
-    async def audit(self, tenant: str, cus_id: str, entry: dict[str, str], *,
-                    now_ms: int, retention_ms: int) -> None:
+    async def audit(self, note: AuditNote) -> None:
         """Append to the tenant's access log and the customer's slice; older entries fall off."""
-        customer = self.audit_digest(cus_id)
-        fields = {**entry, "customer": customer}
-        oldest = max(0, now_ms - retention_ms)
         with map_exceptions():
             async with self.client.pipeline(transaction=False) as pipe:
-                for name in (keys.audit(tenant), keys.audit(tenant, customer)):
-                    pipe.xadd(name, fields, minid=oldest, approximate=True)
-                    pipe.pexpire(name, retention_ms)
+                self._queue_audit(pipe, note)
                 await pipe.execute()
+
+    def _queue_audit(self, pipe: Any, note: AuditNote) -> None:
+        """Queue exactly AUDIT_COMMANDS commands on `pipe`."""
+        customer = self.audit_digest(note.customer_id)
+        fields = {**note.entry, "customer": customer}
+        oldest = max(0, note.now_ms - note.retention_ms)
+        for name in (keys.audit(note.tenant), keys.audit(note.tenant, customer)):
+            pipe.xadd(name, fields, minid=oldest, approximate=True)
+            pipe.pexpire(name, note.retention_ms)
 
     async def read_audit(self, tenant: str, cus_id: str | None, before: str | None,
                          limit: int) -> list[StreamEntry]:
