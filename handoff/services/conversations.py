@@ -10,7 +10,7 @@ from handoff.services import audit, identity
 from handoff.services.deps import Deps, Principal
 from handoff.services.facts import add_facts
 from handoff.services.flags import Lexicon
-from handoff.services.timefmt import iso, to_ms
+from handoff.services.timefmt import moment, to_ms
 from handoff.store import codec
 from handoff.store.store import CustomerWrite, StreamEntry
 from schemas.common import Page
@@ -86,11 +86,20 @@ def flag_turn(change: CustomerWrite, lexicon: Lexicon, text: str, conversation_i
 
 
 def turn_view(entry: StreamEntry, conversations: dict[str, Any]) -> Turn:
+    """A stored turn as agents read it.
+
+    Built without validation: the record was validated on its way in and written by us, and a
+    brief holds up to 500 of them.
+    """
     cursor, fields = entry
-    record = codec.unpack(fields["d"])
-    channel = record.get("channel") or (conversations.get(record["conversation_id"]) or {}).get(
+    r = codec.unpack(fields["d"])
+    channel = r.get("channel") or (conversations.get(r["conversation_id"]) or {}).get(
         "channel") or "other"
-    return Turn(**{**record, "channel": channel, "ts": iso(record["ts"]), "cursor": cursor})
+    return Turn.model_construct(
+        id=r["id"], conversation_id=r["conversation_id"], channel=channel, role=r["role"],
+        text=r["text"], ts=moment(r["ts"]), intent=r.get("intent"),
+        confidence=r.get("confidence"), entities=r.get("entities"), source=r.get("source"),
+        cursor=cursor)
 
 
 async def transcript(deps: Deps, principal: Principal, ref: str, before: str | None,
