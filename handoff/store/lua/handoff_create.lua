@@ -25,13 +25,14 @@ if redis.call('EXISTS', ho) == 1 then return {'exists', record['id']} end
 redis.call('HSET', ho, unpack(fields))
 -- The hand-off holds customer data (the summary): it expires with the customer's retention.
 redis.call('PEXPIRE', ho, retention)
-for _, key in ipairs({events, q_one, q_all, deadline}) do redis.call('PEXPIRE', key, retention) end
 redis.call('ZADD', q_one, score, record['id'])
 redis.call('ZADD', q_all, score, record['id'])
 redis.call('ZADD', deadline, due, record['id'])
 record['code'] = nil
 redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', 't', 'handoff.requested',
            'd', cmsgpack.pack(record))
+-- After the writes: PEXPIRE on a queue or stream that did not exist yet would do nothing.
+for _, key in ipairs({events, q_one, q_all, deadline}) do redis.call('PEXPIRE', key, retention) end
 if idem_ttl > 0 then
   redis.call('SET', idem, record['id'] .. ' ' .. fingerprint, 'PX', idem_ttl)
 end
