@@ -80,9 +80,7 @@ async def _invalidations(app: web.Application) -> AsyncIterator[None]:
 
     task = asyncio.create_task(run(), name="handoff-invalidations")
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await _stop(task)
 
 
 async def _sweeper(app: web.Application) -> AsyncIterator[None]:
@@ -99,7 +97,19 @@ async def _sweeper(app: web.Application) -> AsyncIterator[None]:
 
     task = asyncio.create_task(run(), name="handoff-expiry-sweep")
     yield
-    task.cancel()
+    await _stop(task)
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    """Cancel a background task and wait until it has stopped.
+
+    Cancelling once is not enough on Python 3.11: its `asyncio.wait_for`, which redis-py wraps
+    every send in when a socket timeout is set, swallows a cancellation that arrives just as the
+    send completes, and the task's loop would then run on and the shutdown wait forever.
+    """
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.1)
     with contextlib.suppress(asyncio.CancelledError):
         await task
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -29,11 +29,13 @@ def connect(url: str, *, cluster: bool, timeout: float, max_connections: int,
             socket_timeout=socket_timeout, socket_connect_timeout=timeout,
             max_connections=max_connections, decode_responses=False,
             retry=Retry(ExponentialBackoff(cap=timeout, base=0.05), 2))
-    return Redis.from_url(
-        url, socket_timeout=socket_timeout, socket_connect_timeout=timeout,
-        max_connections=max_connections, decode_responses=False,
-        retry=Retry(ExponentialBackoff(cap=timeout, base=0.05), 1),
-        health_check_interval=30)
+    # A request that finds every connection busy waits for one (up to the command timeout)
+    # rather than failing: a burst of event streams must not turn into 503s.
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=timeout,
+        socket_timeout=socket_timeout, socket_connect_timeout=timeout, decode_responses=False,
+        retry=Retry(ExponentialBackoff(cap=timeout, base=0.05), 1), health_check_interval=30)
+    return Redis.from_pool(pool)
 
 
 @contextmanager
