@@ -55,6 +55,8 @@ class Settings(BaseSettings):
         default=10, ge=1, description="wrong codes one key or address may enter per minute")
     brief_turns: int = Field(default=50, ge=1, le=500)
     brief_handoffs: int = Field(default=10, ge=1, le=100)
+    brief_cache_size: int = Field(
+        default=2000, ge=0, description="briefs each process keeps, rebuilt when their ETag moves")
     events_maxlen: int = Field(default=10_000, ge=100)
     sweep_seconds: float = Field(default=15.0, gt=0, description="hand-off expiry sweep period")
     lexicon: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_LEXICON))

@@ -123,6 +123,9 @@ async def test_reading_the_brief_runs_the_same_redis_commands_at_10_and_5000_tur
     long_id = await history(client, keys, "long", 5000)
     await commands_of_a_brief(client, keys, redis_sync, short_id)
     await commands_of_a_brief(client, keys, redis_sync, long_id)
+    # A new turn moves the ETag, so the brief is built again rather than served as it was.
+    await append(client, keys, "short", [turn(10)])
+    await append(client, keys, "long", [turn(5000)])
 
     short = await commands_of_a_brief(client, keys, redis_sync, short_id)
     long = await commands_of_a_brief(client, keys, redis_sync, long_id)
@@ -130,6 +133,17 @@ async def test_reading_the_brief_runs_the_same_redis_commands_at_10_and_5000_tur
     assert short == long
     assert short["xrevrange"] == 1  # the latest turns, read by a bounded range
     assert "xrange" not in short and "xlen" not in short
+
+
+async def test_an_unchanged_brief_read_again_reads_no_turns_at_all(
+        client: Client, keys: Keys, redis_sync: redis.Redis) -> None:
+    cus_id = await history(client, keys, "long", 2000)
+    await commands_of_a_brief(client, keys, redis_sync, cus_id)
+
+    again = await commands_of_a_brief(client, keys, redis_sync, cus_id)
+
+    assert "xrevrange" not in again  # built once for this ETag, served again
+    assert again["hgetall"] == 2  # meta and verifications: what the ETag is made of
 
 
 def monitored(port: int, started: threading.Event, stop: str) -> list[str]:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import time
 
 from handoff.errors import TooManyRequests
+from handoff.memo import Memo
 from handoff.store import Store
-from handoff.store.memo import Memo
 
 WINDOW_MS = 60_000
 

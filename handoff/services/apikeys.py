@@ -12,9 +12,9 @@ import re
 
 from handoff import ids
 from handoff.errors import NotFound, Unauthorized
+from handoff.memo import Memo
 from handoff.services.deps import Principal
 from handoff.store import Store
-from handoff.store.memo import Memo
 
 ROLES = ("bot", "ivr", "agent", "admin")
 TENANT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")

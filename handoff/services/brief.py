@@ -41,20 +41,23 @@ async def read(deps: Deps, principal: Principal, ref: str, turns: int, wanted: s
                viewer: audit.Viewer) -> tuple[Brief | None, str]:
     """An agent reads the brief: (None, tag) when its `If-None-Match` still holds. Either way the
     read is in the audit trail before anything is answered."""
+    tenant = principal.tenant
     cus_id = await identity.resolve_ref(deps, principal, ref, follow=False)
-    # The log entry rides in the same round trip as the read; a merged customer's reads are
-    # logged under the customer that holds the context now, too.
-    note: AuditNote | None = audit.note(deps, principal, cus_id, "context", viewer)
-    if wanted:
-        tag, survivor = await current_etag(deps, principal.tenant, cus_id, turns, note)
-        if tag in wanted or "*" in wanted:
-            if survivor != cus_id:
-                await audit.record(deps, principal, survivor, "context", viewer)
-            return None, tag
-        note = None  # already logged
-    result, tag = await build(deps, principal.tenant, cus_id, turns, note)
-    if result.customer.id != cus_id:
-        await audit.record(deps, principal, result.customer.id, "context", viewer)
+    # The ETag read is cheap and carries the log entry in the same round trip; a merged
+    # customer's reads are logged under the customer that holds the context now, too.
+    note = audit.note(deps, principal, cus_id, "context", viewer)
+    tag, survivor = await current_etag(deps, tenant, cus_id, turns, note)
+    if survivor != cus_id:
+        await audit.record(deps, principal, survivor, "context", viewer)
+    if tag in wanted or "*" in wanted:
+        return None, tag
+    # Nothing that shapes a brief changes without changing its ETag, so a brief built for the
+    # same ETag is the same brief (agents re-read the one they are working on all the time).
+    cached = deps.briefs.get((tenant, survivor, turns))
+    if cached is not None and cached[0] == tag:
+        return cached[1], tag
+    result, tag = await build(deps, tenant, survivor, turns)
+    deps.briefs.set((tenant, result.customer.id, turns), (tag, result))
     return result, tag
 
 

@@ -6,9 +6,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from handoff.memo import Memo
 from handoff.services.privacy import Privacy
 from handoff.settings import Settings
 from handoff.store import Store
+from schemas.brief import Brief
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,9 +32,12 @@ class Deps:
     settings: Settings
     clock: Callable[[], int] = field(default=_now_ms)
     privacy: Privacy = field(init=False)
+    # Recently built briefs by (tenant, customer, turns), each with the ETag it was built for.
+    briefs: Memo[tuple[str, str, int], tuple[str, Brief]] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "privacy", Privacy(self.settings, self.store.digester.digest))
+        object.__setattr__(self, "briefs", Memo(size=self.settings.brief_cache_size, ttl=300.0))
 
     def now_ms(self) -> int:
         return self.clock()

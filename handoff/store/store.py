@@ -9,10 +9,10 @@ from typing import Any
 from redis.commands.core import AsyncScript
 
 from handoff.errors import StoreUnavailable
+from handoff.memo import Memo
 from handoff.store import codec, keys, scripts
 from handoff.store.connection import Client, aclose, map_exceptions
 from handoff.store.keys import KEY_INDEX, CustomerKeys, Digester
-from handoff.store.memo import Memo
 
 HANDOFF_STATUSES = ("pending", "accepted", "resolved", "cancelled", "expired")
 AUDIT_COMMANDS = 4
