@@ -57,7 +57,8 @@ class Settings(BaseSettings):
     brief_handoffs: int = Field(default=10, ge=1, le=100)
     brief_cache_size: int = Field(
         default=2000, ge=0, description="briefs each process keeps, rebuilt when their ETag moves")
-    events_maxlen: int = Field(default=10_000, ge=100)
+    events_maxlen: int = Field(
+        default=1000, ge=100, description="events kept per stream for Last-Event-ID replay")
     sweep_seconds: float = Field(default=15.0, gt=0, description="hand-off expiry sweep period")
     lexicon: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_LEXICON))
     human_request_terms: list[str] = Field(default_factory=lambda: list(DEFAULT_HUMAN_TERMS))

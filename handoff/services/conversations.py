@@ -40,12 +40,19 @@ async def append_turns(deps: Deps, principal: Principal, lexicon: Lexicon,
                         started_ms=started, by=principal.key_id)
     for turn in body.turns:
         text = deps.privacy.mask(principal.tenant, turn.text)
+        # Only what cannot be found elsewhere: the conversation record holds its source and
+        # first writer, the stream id holds the arrival time, and absent fields take no room.
         record: dict[str, Any] = {
-            "id": turn.id, "conversation_id": conversation_id, "channel": body.channel,
-            "role": turn.role, "text": text, "ts": to_ms(turn.ts), "intent": turn.intent,
-            "confidence": turn.confidence,
-            "entities": deps.privacy.mask_value(principal.tenant, turn.entities),
-            "source": body.source, "at": now, "by": principal.key_id}
+            "id": turn.id, "conversation_id": conversation_id, "role": turn.role, "text": text,
+            "ts": to_ms(turn.ts)}
+        if body.channel:
+            record["channel"] = body.channel
+        if turn.intent is not None:
+            record["intent"] = turn.intent
+        if turn.confidence is not None:
+            record["confidence"] = turn.confidence
+        if turn.entities:
+            record["entities"] = deps.privacy.mask_value(principal.tenant, turn.entities)
         change.turns.append((f"{conversation_id}\x00{turn.id}", codec.pack(record)))
         if turn.role == "customer":
             flag_turn(change, lexicon, text, conversation_id, turn.id, now)
@@ -93,13 +100,13 @@ def turn_view(entry: StreamEntry, conversations: dict[str, Any]) -> Turn:
     """
     cursor, fields = entry
     r = codec.unpack(fields["d"])
-    channel = r.get("channel") or (conversations.get(r["conversation_id"]) or {}).get(
-        "channel") or "other"
+    conversation = conversations.get(r["conversation_id"]) or {}
     return Turn.model_construct(
-        id=r["id"], conversation_id=r["conversation_id"], channel=channel, role=r["role"],
+        id=r["id"], conversation_id=r["conversation_id"],
+        channel=r.get("channel") or conversation.get("channel") or "other", role=r["role"],
         text=r["text"], ts=moment(r["ts"]), intent=r.get("intent"),
-        confidence=r.get("confidence"), entities=r.get("entities"), source=r.get("source"),
-        cursor=cursor)
+        confidence=r.get("confidence"), entities=r.get("entities"),
+        source=r.get("source") or conversation.get("source"), cursor=cursor)
 
 
 async def transcript(deps: Deps, principal: Principal, ref: str, before: str | None,

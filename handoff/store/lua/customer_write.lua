@@ -37,7 +37,7 @@ for t = 1, n_turns do
     cursors[t] = ''
   else
     local id = redis.call('XADD', turns, '*', 'd', record)
-    redis.call('HSET', tids, field, id)
+    redis.call('HSET', tids, field, 1)
     redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', 't', 'turn', 'd', record, 'c', id)
     appended = appended + 1
     cursors[t] = id
