@@ -105,6 +105,18 @@ async def test_an_appended_turn_arrives_with_its_id_and_text(client: Client, key
     assert event.data["record"]["conversation_id"] == "web-7f3a"
 
 
+async def test_a_turn_posted_without_its_channel_arrives_with_its_conversations_channel(
+        client: Client, keys: Keys) -> None:
+    cus_id = await say(client, keys, "t1", "hello")
+    async with following(client, f"/v1/customers/{cus_id}/events", keys("agent")) as events:
+        r = await client.post("/v1/conversations/web-7f3a/turns", headers=keys("bot"),
+                              json={"turns": [turn("t2", "still there?")]})
+        assert r.status == 200
+        event = await events.next()
+    assert event.data["record"]["channel"] == "chat"
+    assert event.data["record"]["source"] == "acme-bot"
+
+
 async def test_a_stream_opened_by_identity_follows_that_customer(client: Client,
                                                                  keys: Keys) -> None:
     cus_id = await say(client, keys, "t1", "hello")

@@ -24,11 +24,11 @@ def _frame(event: Event) -> bytes:
     return f"id: {event.id}\nevent: {event.type}\ndata: {data}\n\n".encode()
 
 
-async def _serve(request: web.Request, stream: str, customer_id: str | None) -> web.StreamResponse:
+async def _serve(request: web.Request, customer_id: str | None) -> web.StreamResponse:
     deps = request.app[DEPS]
     after = events.check_last_event_id(
         request.headers.get("Last-Event-ID") or request.query.get("last_event_id"))
-    feed = events.follow(deps, stream, after, customer_id, block_ms=BLOCK_MS)
+    feed = events.follow(deps, request[PRINCIPAL].tenant, customer_id, after, block_ms=BLOCK_MS)
     first = await anext(feed)  # errors here are still a problem+json answer
     response = web.StreamResponse(headers={
         "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
@@ -73,11 +73,10 @@ async def customer_events(request: web.Request) -> web.StreamResponse:
     deps, principal = request.app[DEPS], request[PRINCIPAL]
     cus_id = await identity.resolve_ref(deps, principal, request.match_info["ref"])
     await audit.record(deps, principal, cus_id, "events", params.viewer(request))
-    return await _serve(request, deps.store.events_key(principal.tenant, cus_id), cus_id)
+    return await _serve(request, cus_id)
 
 
 @routes.route("GET", "/v1/handoffs/events", roles=("agent",), produces="text/event-stream",
               headers=(LAST_EVENT_ID,), summary="Live changes of the tenant's hand-off queue")
 async def queue_events(request: web.Request) -> web.StreamResponse:
-    deps, principal = request.app[DEPS], request[PRINCIPAL]
-    return await _serve(request, deps.store.events_key(principal.tenant, None), None)
+    return await _serve(request, None)

@@ -40,20 +40,10 @@ async def append_turns(deps: Deps, principal: Principal, lexicon: Lexicon,
                         started_ms=started, by=principal.key_id)
     for turn in body.turns:
         text = deps.privacy.mask(principal.tenant, turn.text)
-        # Only what cannot be found elsewhere: the conversation record holds its source and
-        # first writer, the stream id holds the arrival time, and absent fields take no room.
-        record: dict[str, Any] = {
-            "id": turn.id, "conversation_id": conversation_id, "role": turn.role, "text": text,
-            "ts": to_ms(turn.ts)}
-        if body.channel:
-            record["channel"] = body.channel
-        if turn.intent is not None:
-            record["intent"] = turn.intent
-        if turn.confidence is not None:
-            record["confidence"] = turn.confidence
-        if turn.entities:
-            record["entities"] = deps.privacy.mask_value(principal.tenant, turn.entities)
-        change.turns.append((f"{conversation_id}\x00{turn.id}", codec.pack(record)))
+        record = pack_turn(turn.id, conversation_id, turn.role, text, to_ms(turn.ts),
+                           body.channel, turn.intent, turn.confidence,
+                           deps.privacy.mask_value(principal.tenant, turn.entities))
+        change.turns.append((f"{conversation_id}\x00{turn.id}", record))
         if turn.role == "customer":
             flag_turn(change, lexicon, text, conversation_id, turn.id, now)
     if body.facts:
@@ -92,6 +82,28 @@ def flag_turn(change: CustomerWrite, lexicon: Lexicon, text: str, conversation_i
             {"turn_id": turn_id, "conversation_id": conversation_id, "at": now_ms})))
 
 
+# A stored turn is a msgpack array in this order, trailing empty fields dropped: a transcript
+# is most of what handoff stores, and field names would cost more than a short turn's text.
+# The conversation record holds the source and first writer, the stream id the arrival time.
+TURN_FIELDS = ("id", "conversation_id", "role", "text", "ts", "channel", "intent",
+               "confidence", "entities")
+
+
+def pack_turn(turn_id: str, conversation_id: str, role: str, text: str, ts_ms: int,
+              channel: str | None, intent: str | None, confidence: float | None,
+              entities: dict[str, Any] | None) -> bytes:
+    fields: list[Any] = [turn_id, conversation_id, role, text, ts_ms, channel, intent,
+                         confidence, entities or None]
+    while fields[-1] is None:
+        fields.pop()
+    return codec.pack(fields)
+
+
+def unpack_turn(raw: bytes) -> dict[str, Any]:
+    values = codec.unpack(raw)
+    return dict(zip(TURN_FIELDS, values, strict=False))
+
+
 def turn_view(entry: StreamEntry, conversations: dict[str, Any]) -> Turn:
     """A stored turn as agents read it.
 
@@ -99,14 +111,14 @@ def turn_view(entry: StreamEntry, conversations: dict[str, Any]) -> Turn:
     brief holds up to 500 of them.
     """
     cursor, fields = entry
-    r = codec.unpack(fields["d"])
+    r = unpack_turn(fields["d"])
     conversation = conversations.get(r["conversation_id"]) or {}
     return Turn.model_construct(
         id=r["id"], conversation_id=r["conversation_id"],
         channel=r.get("channel") or conversation.get("channel") or "other", role=r["role"],
         text=r["text"], ts=moment(r["ts"]), intent=r.get("intent"),
         confidence=r.get("confidence"), entities=r.get("entities"),
-        source=r.get("source") or conversation.get("source"), cursor=cursor)
+        source=conversation.get("source"), cursor=cursor)
 
 
 async def transcript(deps: Deps, principal: Principal, ref: str, before: str | None,

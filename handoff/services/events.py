@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from handoff.errors import BadRequest
-from handoff.services.conversations import turn_view
+from handoff.services.conversations import turn_view, unpack_turn
 from handoff.services.deps import Deps
 from handoff.services.timefmt import iso
 from handoff.store import codec
@@ -35,16 +35,18 @@ def check_last_event_id(value: str | None) -> str | None:
     return value
 
 
-def decode(entry: StreamEntry, customer_id: str | None) -> Event:
+def decode(entry: StreamEntry, customer_id: str | None,
+           conversations: dict[str, Any] | None = None) -> Event:
     """An event as agents see it: its type, the customer, the changed record."""
     event_id, fields = entry
     kind = fields["t"].decode()
-    record = codec.unpack(fields["d"])
     if kind == "turn":
-        turn = turn_view((fields.get("c", b"").decode() or event_id, {"d": fields["d"]}), {})
+        turn = turn_view((fields.get("c", b"").decode() or event_id, {"d": fields["d"]}),
+                         conversations or {})
         return Event(event_id, "turn.appended",
                      {"type": "turn.appended", "customer_id": customer_id,
                       "record": turn.model_dump(mode="json", exclude_none=True)})
+    record = codec.unpack(fields["d"])
     if isinstance(record, dict):
         record = {k: (iso(v) if k in TIME_FIELDS and isinstance(v, int) else v)
                   for k, v in record.items() if k != "by"}
@@ -52,9 +54,38 @@ def decode(entry: StreamEntry, customer_id: str | None) -> Event:
     return Event(event_id, kind, {"type": kind, "customer_id": customer_id, "record": record})
 
 
-async def follow(deps: Deps, stream: str, after: str | None, customer_id: str | None,
+class Conversations:
+    """A customer's conversations (their channel and source), re-read when a new one shows up:
+    a turn posted without `channel` still reaches agents with its conversation's channel."""
+
+    def __init__(self, deps: Deps, tenant: str, customer_id: str | None) -> None:
+        self.deps, self.tenant, self.customer_id = deps, tenant, customer_id
+        self.known: dict[str, Any] = {}
+
+    async def covering(self, entries: list[StreamEntry]) -> dict[str, Any]:
+        if self.customer_id is None:
+            return self.known
+        for _, fields in entries:
+            if fields["t"] == b"turn":
+                conversation = unpack_turn(fields["d"])["conversation_id"]
+                if conversation not in self.known:
+                    self.known = await self.deps.store.read_hash(self.tenant, self.customer_id,
+                                                                 "convs")
+                    break
+        return self.known
+
+
+async def follow(deps: Deps, tenant: str, customer_id: str | None, after: str | None,
                  *, block_ms: int = 15_000) -> AsyncGenerator[list[Event], None]:
-    """Batches of events after `after` (or from now); an empty batch is a heartbeat tick."""
+    """Batches of events of a customer (or, with no customer, of the tenant's queue) after
+    `after` (or from now); an empty batch is a heartbeat tick."""
+    stream = deps.store.events_key(tenant, customer_id)
+    conversations = Conversations(deps, tenant, customer_id)
+
+    async def decoded(entries: list[StreamEntry]) -> list[Event]:
+        known = await conversations.covering(entries)
+        return [decode(e, customer_id, known) for e in entries]
+
     cursor = after or await deps.store.last_event_id(stream)
     replayed = False
     if after:
@@ -64,7 +95,7 @@ async def follow(deps: Deps, stream: str, after: str | None, customer_id: str | 
                 break
             cursor = entries[-1][0]
             replayed = True
-            yield [decode(e, customer_id) for e in entries]
+            yield await decoded(entries)
     if not replayed:
         # Live from `cursor` on: let the stream open now, not after the first wait runs out.
         yield []
@@ -72,4 +103,4 @@ async def follow(deps: Deps, stream: str, after: str | None, customer_id: str | 
         entries = await deps.store.wait_events(stream, cursor, block_ms, REPLAY_BATCH)
         if entries:
             cursor = entries[-1][0]
-        yield [decode(e, customer_id) for e in entries]
+        yield await decoded(entries)

@@ -77,6 +77,10 @@ def normalise(identity: Identity, *, loc: tuple[str | int, ...] = ("identity",),
     if privacy is not None and privacy.sensitive(tenant, kind):
         return Ident(kind, display_mask(value), privacy.digest(tenant, kind, value))
     masked = privacy.mask(tenant, value) if privacy is not None else mask_text(value)
+    if privacy is not None and masked != value:
+        # A masked value is no longer unique ("**** **** **** 1111" is many cards, or many long
+        # phone numbers): index the full value by its keyed hash, as sensitive kinds are.
+        return Ident(kind, masked, privacy.digest(tenant, kind, value))
     return Ident(kind, masked)
 
 

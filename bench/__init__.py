@@ -1,0 +1,1 @@
+"""Benchmarks of handoff against same-run baselines: `python -m bench [--quick]`."""
