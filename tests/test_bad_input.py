@@ -453,3 +453,15 @@ async def test_a_bad_query_parameter_is_unprocessable(path: str, name: str, clie
     answer = await call(client, "GET", path.format(ref=world.customer_id),
                         headers=keys("agent"))
     assert_errors_point_at(assert_problem(answer, 422), ("query", name))
+
+
+async def test_reading_a_customer_that_does_not_exist_leaves_no_audit_entry(
+        client: TestClient[Any, Any], keys: Keys, redis_sync: redis.Redis) -> None:
+    before = snapshot(redis_sync)
+    for ref in ("cus_01M88XBBF1QG5BD6CKKM8GNMG5", "chat:nobody"):
+        r = await client.get(f"/v1/customers/{ref}/context", headers=keys("agent"))
+        assert r.status == 404
+        r = await client.get(f"/v1/customers/{ref}/context",
+                             headers={**keys("agent"), "If-None-Match": '"x"'})
+        assert r.status == 404
+    assert_unchanged(before, snapshot(redis_sync))

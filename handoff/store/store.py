@@ -262,7 +262,9 @@ class Store:
                     pipe.zrevrange(ck.hos, 0, handoffs - 1)
                 raw = await pipe.execute()
         if audit is not None:
-            raw = raw[AUDIT_COMMANDS:]
+            logged, raw = raw[:AUDIT_COMMANDS], raw[AUDIT_COMMANDS:]
+            if not raw[0]:  # no such customer: nothing was read, so nothing is logged
+                await self._unaudit(audit, logged)
         out = []
         for n, cus_id in enumerate(cus_ids):
             meta, ids, verif, facts, convs, flags, turn_list, hos = raw[n * 8:(n + 1) * 8]
@@ -295,7 +297,9 @@ class Store:
                     pipe.hgetall(ck.verif)
                 raw = await pipe.execute()
         if audit is not None:
-            raw = raw[AUDIT_COMMANDS:]
+            logged, raw = raw[:AUDIT_COMMANDS], raw[AUDIT_COMMANDS:]
+            if not raw[0]:  # no such customer: nothing was read, so nothing is logged
+                await self._unaudit(audit, logged)
         return [(_decode_text_hash(raw[i]), _decode_hash(raw[i + 1]))
                 for i in range(0, len(raw), 2)]
 
@@ -567,6 +571,16 @@ class Store:
             async with self.client.pipeline(transaction=False) as pipe:
                 self._queue_audit(pipe, note)
                 await pipe.execute()
+
+    async def _unaudit(self, note: AuditNote, replies: list[Any]) -> None:
+        """Take back the entries `_queue_audit` added (their ids are replies 0 and 2)."""
+        names = (keys.audit(note.tenant), keys.audit(note.tenant,
+                                                     self.audit_digest(note.customer_id)))
+        with map_exceptions():
+            for name, entry_id in zip(names, (replies[0], replies[2]), strict=True):
+                await self.client.xdel(name, entry_id)
+                if not await self.client.xlen(name):
+                    await self.client.delete(name)
 
     def _queue_audit(self, pipe: Any, note: AuditNote) -> None:
         """Queue exactly AUDIT_COMMANDS commands on `pipe`."""
