@@ -465,3 +465,33 @@ async def test_reading_a_customer_that_does_not_exist_leaves_no_audit_entry(
                              headers={**keys("agent"), "If-None-Match": '"x"'})
         assert r.status == 404
     assert_unchanged(before, snapshot(redis_sync))
+
+
+@pytest.mark.parametrize("where", ["conversation", "turn id", "source", "fact key"])
+async def test_a_card_number_used_as_an_identifier_is_refused_and_stored_nowhere(
+        client: TestClient[Any, Any], keys: Keys, redis_sync: redis.Redis, where: str) -> None:
+    card = "4111111111111111"
+    conversation = card if where == "conversation" else "web-1"
+    body: dict[str, Any] = {
+        "customer": {"identities": [{"kind": "chat", "value": "visitor-1"}]},
+        "channel": "chat", "source": card if where == "source" else "acme-bot",
+        "turns": [{"id": card if where == "turn id" else "t1", "role": "customer",
+                   "text": "hi", "ts": "2026-11-23T10:02:00Z"}],
+        "facts": {f"card{card}" if where == "fact key" else "order": "A-1"}}
+    before = snapshot(redis_sync)
+    r = await client.post(f"/v1/conversations/{conversation}/turns", json=body,
+                          headers=keys("bot"))
+    assert r.status == 422, await r.text()
+    assert card not in await r.text()
+    assert_unchanged(before, snapshot(redis_sync))
+
+
+async def test_an_agent_id_that_is_a_card_number_is_refused(
+        client: TestClient[Any, Any], keys: Keys) -> None:
+    r = await client.post("/v1/handoffs", headers=keys("bot"), json={
+        "customer": {"identities": [{"kind": "chat", "value": "visitor-1"}]},
+        "channel": "chat", "conversation_id": "web-1", "reason": "customer_request"})
+    handoff = (await r.json())["id"]
+    r = await client.post(f"/v1/handoffs/{handoff}/accept", headers=keys("agent"),
+                          json={"agent_id": "4111 1111 1111 1111"})
+    assert r.status == 422

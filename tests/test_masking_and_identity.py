@@ -8,7 +8,8 @@ import pytest
 from handoff.errors import NotFound, Unprocessable
 from handoff.services.flags import Hit, Lexicon
 from handoff.services.identity import Ident, normalise, parse_ref
-from handoff.services.masking import luhn_valid, mask_text, mask_value
+from handoff.services.masking import luhn_valid, mask_text
+from handoff.services.privacy import Privacy
 from handoff.settings import Settings
 from schemas.common import Identity
 
@@ -76,9 +77,12 @@ def test_a_digit_run_longer_than_any_card_number_is_left_alone() -> None:
 
 
 def test_card_numbers_are_masked_anywhere_inside_nested_values() -> None:
-    value = {"card": "4111111111111111", "notes": ["pay with 5555555555554444", 3], "ok": True}
-    assert mask_value(value) == {"card": MASKED_VISA,
-                                 "notes": ["pay with **** **** **** 4444", 3], "ok": True}
+    privacy = Privacy(Settings(redis_url="redis://unused"), digest=lambda v: v)
+    value = {"card": "4111111111111111", "notes": ["pay with 5555555555554444", 3], "ok": True,
+             "number": 4111111111111111}
+    assert privacy.mask_value("acme", value) == {
+        "card": MASKED_VISA, "notes": ["pay with **** **** **** 4444", 3], "ok": True,
+        "number": MASKED_VISA}
 
 
 # -- identities ------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from aiohttp import web
 from handoff import logs
 from handoff.api.state import PRINCIPAL
 from handoff.errors import HandoffError, StoreUnavailable, TooManyRequests, Unprocessable
+from handoff.services.masking import mask_text
 from handoff.store.connection import map_exceptions
 
 log = logs.logger("handoff.api")
@@ -37,7 +38,7 @@ def _from_error(request: web.Request, exc: HandoffError) -> web.Response:
     errors = exc.extra.get("errors") if isinstance(exc, Unprocessable) else None
     extra = {k: v for k, v in exc.extra.items() if k != "errors"}
     return problem(exc.status, title=exc.title, detail=exc.detail, type_=exc.type,
-                   instance=request.path, errors=errors, headers=headers, extra=extra)
+                   instance=mask_text(request.path), errors=errors, headers=headers, extra=extra)
 
 
 @web.middleware
@@ -57,10 +58,10 @@ async def problems(request: web.Request, handler: Any) -> web.StreamResponse:
         detail = {404: "no such route", 405: f"{request.method} is not allowed here",
                   413: f"the body is larger than {request.client_max_size} bytes"}.get(
                       exc.status, exc.reason)
-        return problem(exc.status, detail=detail, instance=request.path, headers=headers)
+        return problem(exc.status, detail=detail, instance=mask_text(request.path), headers=headers)
     except Exception:
         principal = request.get(PRINCIPAL)
         log.exception("unhandled error on %s %s (tenant %s)", request.method, request.path,
                       principal.tenant if principal else "-")
         return problem(500, detail="an unexpected error; it has been logged",
-                       instance=request.path)
+                       instance=mask_text(request.path))

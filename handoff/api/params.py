@@ -8,6 +8,7 @@ from aiohttp import web
 
 from handoff.errors import Unprocessable
 from handoff.services.audit import Viewer
+from handoff.services.privacy import refuse_card_numbers
 
 NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -65,4 +66,5 @@ def viewer(request: web.Request) -> Viewer:
     if agent is not None and not NAME.match(agent):
         raise Unprocessable("X-Agent-Id must be 1 to 128 printable characters",
                             [{"loc": ["header", "X-Agent-Id"], "msg": "invalid"}])
+    refuse_card_numbers((("header", "X-Agent-Id"), agent))
     return Viewer(agent_id=agent, address=request.remote)

@@ -14,6 +14,7 @@ from handoff.errors import NotFound, StoreUnavailable, TooManyRequests, Unproces
 from handoff.services import identity
 from handoff.services.conversations import conversation_record
 from handoff.services.deps import Deps, Principal
+from handoff.services.privacy import refuse_card_numbers
 from handoff.store import codec, keys
 from handoff.store.store import CustomerWrite
 from schemas.handoffs import RedeemIn, RedeemResult
@@ -47,6 +48,7 @@ async def redeem(deps: Deps, principal: Principal, code: str, body: RedeemIn,
                             f"{settings.continuation_digits} digits",
                             [{"loc": ["path", "code"], "msg": "wrong format"}])
     # Bad identities are refused before the code is touched: a typo must not burn it.
+    refuse_card_numbers((("conversation_id",), body.conversation_id), (("source",), body.source))
     own = [i.key for i in identity.trusted(body.customer, body.channel, deps.privacy, tenant)]
     # Every attempt takes a slot first and a right code gives it back, so a burst of concurrent
     # guesses is counted as it arrives rather than after it has been tried.

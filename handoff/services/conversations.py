@@ -10,6 +10,7 @@ from handoff.services import audit, identity
 from handoff.services.deps import Deps, Principal
 from handoff.services.facts import add_facts
 from handoff.services.flags import Lexicon
+from handoff.services.privacy import refuse_card_numbers
 from handoff.services.timefmt import moment, to_ms
 from handoff.store import codec
 from handoff.store.store import CustomerWrite, StreamEntry
@@ -22,6 +23,12 @@ CURSOR = re.compile(r"^\d{1,20}-\d{1,20}$")
 async def append_turns(deps: Deps, principal: Principal, lexicon: Lexicon,
                        conversation_id: str, body: AppendTurns) -> AppendResult:
     """Append turns to a conversation; a turn id already stored counts as a duplicate."""
+    refuse_card_numbers(
+        (("path", "conversation_id"), conversation_id), (("source",), body.source),
+        *[(("turns", n, "id"), t.id) for n, t in enumerate(body.turns)],
+        *[(("turns", n, "entities", k), k) for n, t in enumerate(body.turns)
+          for k in t.entities or {}],
+        *[(("facts", k), k) for k in body.facts or {}])
     try:
         # Without a channel only a known conversation can be written to; a new one is refused
         # before anything (not even an index entry) is created for it.
@@ -40,8 +47,9 @@ async def append_turns(deps: Deps, principal: Principal, lexicon: Lexicon,
                         started_ms=started, by=principal.key_id)
     for turn in body.turns:
         text = deps.privacy.mask(principal.tenant, turn.text)
+        intent = deps.privacy.mask(principal.tenant, turn.intent) if turn.intent else turn.intent
         record = pack_turn(turn.id, conversation_id, turn.role, text, to_ms(turn.ts),
-                           body.channel, turn.intent, turn.confidence,
+                           body.channel, intent, turn.confidence,
                            deps.privacy.mask_value(principal.tenant, turn.entities))
         change.turns.append((f"{conversation_id}\x00{turn.id}", record))
         if turn.role == "customer":

@@ -6,7 +6,7 @@ from typing import Any
 
 from handoff.services import identity
 from handoff.services.deps import Deps, Principal
-from handoff.services.privacy import Privacy
+from handoff.services.privacy import Privacy, refuse_card_numbers
 from handoff.store import codec
 from handoff.store.store import CustomerWrite
 from schemas.conversations import FactInput, FactsBody, FactsResult, PutFacts
@@ -38,6 +38,8 @@ def add_facts(change: CustomerWrite, facts: FactsBody, *, principal: Principal, 
 
 async def put_facts(deps: Deps, principal: Principal, ref: str, body: PutFacts) -> FactsResult:
     """Set facts on a customer, merging by key; the previous values stay in the history."""
+    refuse_card_numbers((("conversation_id",), body.conversation_id), (("source",), body.source),
+                        *[(("facts", k), k) for k in body.facts])
     cus_id = await identity.resolve_ref(deps, principal, ref)
     change = CustomerWrite()
     keys = add_facts(change, body.facts, principal=principal, privacy=deps.privacy,

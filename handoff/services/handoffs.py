@@ -10,6 +10,7 @@ from handoff.errors import Conflict, NotFound, Unprocessable
 from handoff.services import continuations, identity
 from handoff.services.conversations import conversation_record
 from handoff.services.deps import Deps, Principal
+from handoff.services.privacy import refuse_card_numbers
 from handoff.services.timefmt import iso
 from handoff.store import codec
 from handoff.store.store import CustomerWrite
@@ -47,6 +48,8 @@ async def create(deps: Deps, principal: Principal, body: HandoffIn,
                  idempotency_key: str | None) -> tuple[Handoff, bool]:
     """Request a hand-off; with an Idempotency-Key a retry answers the first one. (record, new)"""
     tenant = principal.tenant
+    refuse_card_numbers((("conversation_id",), body.conversation_id),
+                        (("source",), body.source), (("queue",), body.queue))
     resolved = await identity.resolve_writer(
         deps, principal, conversation_id=body.conversation_id, channel=body.channel,
         customer=body.customer)
@@ -56,7 +59,7 @@ async def create(deps: Deps, principal: Principal, body: HandoffIn,
         "id": ho_id, "status": "pending", "customer_id": resolved.customer_id,
         "conversation_id": body.conversation_id or "", "channel": body.channel or "",
         "source": body.source or "", "reason": body.reason, "priority": str(body.priority),
-        "queue": body.queue, "intent": body.intent or "",
+        "queue": body.queue, "intent": deps.privacy.mask(tenant, body.intent or ""),
         "summary": deps.privacy.mask(tenant, body.summary or ""),
         "created_ms": str(now), "updated_ms": str(now),
         "expires_ms": str(now + deps.settings.handoff_pending_seconds * 1000),
@@ -142,6 +145,7 @@ async def _mirror(deps: Deps, tenant: str, record: dict[str, str], event: str) -
 
 async def accept(deps: Deps, principal: Principal, ho_id: str, agent_id: str) -> Handoff:
     """Claim a pending hand-off; exactly one agent wins, a retry by the winner wins again."""
+    refuse_card_numbers((("agent_id",), agent_id))
     try:
         record = await _transition(
             deps, principal, ho_id, allowed=["pending"], target="accepted",
@@ -157,6 +161,7 @@ async def accept(deps: Deps, principal: Principal, ho_id: str, agent_id: str) ->
 
 async def resolve(deps: Deps, principal: Principal, ho_id: str, agent_id: str | None,
                   note: str | None) -> Handoff:
+    refuse_card_numbers((("agent_id",), agent_id))
     fields = {"closed_ms": str(deps.now_ms()),
               "note": deps.privacy.mask(principal.tenant, note or "")}
     if agent_id:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from handoff.services import apikeys
 from handoff.services.deps import Deps, Principal
+from handoff.services.privacy import refuse_card_numbers
 from handoff.services.timefmt import when
 from schemas.admin import ApiKey, KeyIn, NewKey, RotateIn
 
@@ -21,6 +22,7 @@ async def listing(deps: Deps, principal: Principal) -> list[ApiKey]:
 
 
 async def create(deps: Deps, principal: Principal, body: KeyIn) -> NewKey:
+    refuse_card_numbers((("name",), body.name))
     secret, record = await apikeys.create(deps.store, tenant=principal.tenant, role=body.role,
                                           name=body.name or "", now_ms=deps.now_ms())
     return NewKey(**view(record).model_dump(), key=secret)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 # 13 to 19 digits, optionally split by single spaces or dashes, not inside a longer digit run.
 _CANDIDATE = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d])")
@@ -45,18 +44,3 @@ def mask_text(text: str) -> str:
     if not any(c.isdigit() for c in text):
         return text
     return _CANDIDATE.sub(_mask, text)
-
-
-def mask_value(value: Any) -> Any:
-    """Mask strings anywhere inside scalars, lists and dicts."""
-    if isinstance(value, str):
-        return mask_text(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        # A card number sent as a JSON number is still a card number: it is stored masked.
-        hidden = mask_text(str(value))
-        return value if hidden == str(value) else hidden
-    if isinstance(value, dict):
-        return {k: mask_value(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [mask_value(v) for v in value]
-    return value

@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from handoff.errors import Unprocessable
 from handoff.services.masking import mask_text
 from handoff.settings import Settings
 
@@ -79,3 +80,13 @@ class Privacy:
         if isinstance(value, list):
             return [self.mask_value(tenant, v) for v in value]
         return value
+
+
+def refuse_card_numbers(*fields: tuple[tuple[str | int, ...], str | None]) -> None:
+    """422 for a card number in a field that names things (an id, a source, a queue): unlike
+    free text it cannot be masked without changing what it names, so it is never stored."""
+    errors = [{"loc": [mask_text(p) if isinstance(p, str) else p for p in loc],
+               "msg": "looks like a card number; not accepted here"}
+              for loc, value in fields if value and mask_text(value) != value]
+    if errors:
+        raise Unprocessable("a card number cannot be an identifier", errors)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from handoff.services import identity
 from handoff.services.conversations import conversation_record
 from handoff.services.deps import Deps, Principal
+from handoff.services.privacy import refuse_card_numbers
 from handoff.services.timefmt import moment
 from handoff.store import codec
 from handoff.store.store import CustomerWrite
@@ -14,6 +15,7 @@ from schemas.verification import VerifyIn, VerifyResult
 async def verify(deps: Deps, principal: Principal, body: VerifyIn) -> VerifyResult:
     """Record the verification; the customer who already holds that identity absorbs this one."""
     tenant = principal.tenant
+    refuse_card_numbers((("conversation_id",), body.conversation_id), (("source",), body.source))
     verified = identity.normalise(body.identity, privacy=deps.privacy, tenant=tenant)
     resolved = await identity.resolve_writer(
         deps, principal, conversation_id=body.conversation_id, channel=body.channel,
