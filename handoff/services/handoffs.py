@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from handoff import ids
@@ -40,8 +39,9 @@ def view(record: dict[str, str], *, with_code: bool = False) -> Handoff:
     })
 
 
-def _fingerprint(body: HandoffIn, customer_id: str) -> str:
-    return hashlib.sha256(f"{customer_id}\x00{body.model_dump_json()}".encode()).hexdigest()[:32]
+def _fingerprint(deps: Deps, body: HandoffIn, customer_id: str) -> str:
+    """What a retry must repeat; keyed, because the request names the customer."""
+    return deps.store.digester.digest(f"{customer_id}\x00{body.model_dump_json()}")
 
 
 async def create(deps: Deps, principal: Principal, body: HandoffIn,
@@ -73,7 +73,7 @@ async def create(deps: Deps, principal: Principal, body: HandoffIn,
     outcome, final_id = await deps.store.create_handoff(
         tenant, record, score=float(record["score"]), deadline_ms=int(record["expires_ms"]),
         now_ms=now, idempotency=idem, idempotency_ttl_ms=IDEMPOTENCY_TTL_MS,
-        fingerprint=_fingerprint(body, resolved.customer_id),
+        fingerprint=_fingerprint(deps, body, resolved.customer_id),
         retention_ms=deps.retention_ms(tenant))
     if outcome == "mismatch":
         await continuations.discard(deps, tenant, code)
