@@ -915,3 +915,21 @@ async def test_every_key_of_a_customer_and_its_handoffs_expires_within_the_tenan
         assert any(kind.encode() in k for k in ttls), f"no {kind} key was checked"
     customer = [t for k, t in ttls.items() if story.customer_id.encode() in k]
     assert min(customer) > retention_ms - 60_000, "a write did not push the expiry forward"
+
+
+async def test_an_address_blocked_on_one_process_is_refused_by_another_even_with_a_good_key(
+        make_client: Any, keys: Keys) -> None:
+    first = await make_client(auth_failures_per_minute=3)
+    second = await make_client(auth_failures_per_minute=3)
+    bad = {"Authorization": "Bearer hk_not-a-key"}
+    if time.time() % 60 > 57:  # keep the failures inside one counting minute
+        await asyncio.sleep(60 - time.time() % 60 + 0.1)
+    for _ in range(4):
+        await first.get("/v1/handoffs", headers=bad)
+    status = 0
+    for _ in range(40):  # the other process hears of the block through Redis within moments
+        status = (await second.get("/v1/handoffs", headers=keys("agent"))).status
+        if status == 429:
+            break
+        await asyncio.sleep(0.05)
+    assert status == 429

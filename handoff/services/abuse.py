@@ -20,6 +20,16 @@ class AuthFailures:
         self._store = store
         self._limit = limit_per_minute
         self._blocked: Memo[str, float] = Memo(size=100_000, ttl=WINDOW_MS / 1000)
+        # Every process hears of a block through the store's notices, so a valid key from a
+        # blocked address is refused whichever process it reaches.
+        store.listen("block", self._heard)
+
+    def _heard(self, notices: list[str]) -> None:
+        for notice in notices:
+            address, _, until_ms = notice.rpartition(" ")
+            wait = (int(until_ms) - time.time() * 1000) / 1000
+            if address and wait > 0:
+                self._blocked.set(address, time.monotonic() + wait)
 
     def check(self, address: str | None) -> None:
         """429 for an address that is over its limit this minute."""
@@ -36,6 +46,8 @@ class AuthFailures:
         (count,) = await self._store.reserve([(self._store.auth_failures_key(address, window),
                                                WINDOW_MS * 2)])
         if count > self._limit:
-            wait = (WINDOW_MS - now_ms % WINDOW_MS) / 1000
-            self._blocked.set(address, time.monotonic() + wait)
+            until_ms = (window + 1) * WINDOW_MS
+            self._blocked.set(address, time.monotonic() + (until_ms - now_ms) / 1000)
+            if count == self._limit + 1:  # once: the others only confirm it
+                await self._store.invalidate("block", [f"{address} {until_ms}"])
             self.check(address)

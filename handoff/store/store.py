@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,6 +149,7 @@ class Store:
         # Index entries: re-read (and their Redis TTL refreshed) at least once a minute.
         self._owners: Memo[str, str] = Memo(size=200_000, ttl=60.0)
         self._api_keys: Memo[str, dict[str, str]] = Memo(size=10_000, ttl=5.0)
+        self._listeners: dict[str, Callable[[list[str]], None]] = {}
         self.digester = digester
         self.events_maxlen = events_maxlen
         self._write: AsyncScript = client.register_script(scripts.CUSTOMER_WRITE)
@@ -609,9 +611,16 @@ class Store:
                                    maxlen=10_000, approximate=True)
 
     def _forget(self, kind: str, names: list[str]) -> None:
-        memo: Memo[str, Any] = self._api_keys if kind == "key" else self._owners
-        for name in names:
-            memo.drop(name)
+        memos: dict[str, Memo[str, Any]] = {"key": self._api_keys, "index": self._owners}
+        if kind in memos:
+            for name in names:
+                memos[kind].drop(name)
+        elif kind in self._listeners:
+            self._listeners[kind](names)
+
+    def listen(self, kind: str, callback: Callable[[list[str]], None]) -> None:
+        """Also hand notices of `kind` (from any process, this one included) to `callback`."""
+        self._listeners[kind] = callback
 
     async def follow_invalidations(self) -> None:
         """Apply other processes' invalidations as they come (run as a background task)."""
