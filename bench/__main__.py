@@ -133,6 +133,8 @@ def measure_all(bench: Bench, results: Results) -> None:
         figure = stage(bench, name, step)
         if figure is not None:
             results.figures.append(figure)
+    results.figures += stage(bench, "two processes",
+                             lambda: scenarios.two_processes(bench, s.brief, APPEND)) or []
     stage(bench, "growth", lambda: _growth(bench, results))
     if bench.plan.many_customers:
         stage(bench, "many customers", lambda: _many(bench, results))
@@ -142,12 +144,13 @@ def run(plan: Plan, procs: Processes, appendfsync: str) -> Results:
     redis_info = start_redis(procs, appendfsync)
     baselines.seed(redis_info.url)
     started = [start_service(procs, redis_info.url),
+               start_service(procs, redis_info.url, workers=2),
                *(start_baseline(procs, kind, redis_info.url) for kind in scenarios.BASELINES)]
-    service, *others = wait_ready(started)
+    service, workers, *others = wait_ready(started)
     keys = asyncio.run(mint_keys(redis_info.url))
     bench = Bench(plan=plan, service=service, baselines={s.name: s for s in others}, keys=keys,
                   redis_url=redis_info.url, workdir=procs.workdir,
-                  run_id=secrets.token_hex(4))
+                  run_id=secrets.token_hex(4), workers=workers)
     results = Results(facts=facts(plan, redis_info), problems=bench.problems)
     measure_all(bench, results)
     return results

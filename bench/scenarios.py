@@ -38,6 +38,7 @@ class Bench:
     workdir: Path
     run_id: str
     problems: list[str] = field(default_factory=list)
+    workers: HttpServer | None = None  # `handoff serve --workers 2`, on both cores
 
 
 def measure(bench: Bench, key: str, label: str, url: str, script: str, *,
@@ -86,6 +87,20 @@ def append_env(bench: Bench, name: str, run: str) -> dict[str, str]:
 def append(bench: Bench, name: str) -> Figure:
     return measure(bench, "append", "turn append (1 turn/request, identity in body)",
                    bench.service.base, "append.lua", env=append_env(bench, name, "append"))
+
+
+def two_processes(bench: Bench, cus_id: str, name: str) -> list[Figure]:
+    """Append and brief against `--workers 2` spread over both cores. wrk and Redis share those
+    cores on a 2-core machine, so this shows the direction, not a clean 2x."""
+    server = bench.workers
+    if server is None:
+        return []
+    return [
+        measure(bench, "append-2p", "turn append, 2 processes (--workers 2, both cores)",
+                server.base, "append.lua", env=append_env(bench, name, "append-2p")),
+        measure(bench, "brief-2p", "brief GET, 2 processes (--workers 2, both cores)",
+                f"{server.base}/v1/customers/{cus_id}/context", "get.lua",
+                env={"BENCH_KEY": bench.keys.agent})]
 
 
 def brief(bench: Bench, cus_id: str, history: int, size: int) -> Figure:

@@ -8,6 +8,7 @@ share core 1. `Processes` stops every child it started (SIGTERM, then SIGKILL), 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -58,7 +59,8 @@ class Child:
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                # The whole group: `--workers` leaves children of its own behind otherwise.
+                os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
 
 
@@ -74,7 +76,8 @@ class Processes:
         with log.open("wb") as out:
             process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
                                        stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-                                       cwd=Path(__file__).resolve().parent.parent)
+                                       cwd=Path(__file__).resolve().parent.parent,
+                                       start_new_session=True)
         child = Child(name, process, log)
         self.children.append(child)
         return child
@@ -152,13 +155,19 @@ def _wait_http(child: Child, url: str) -> None:
     raise StartError(f"{child.name} did not answer {url}:\n{child.tail()}")
 
 
-def start_service(procs: Processes, redis_url: str) -> tuple[HttpServer, Child]:
-    """`handoff serve` exactly as an operator runs it, on core 0, against the bench Redis."""
+def start_service(procs: Processes, redis_url: str, workers: int = 1
+                  ) -> tuple[HttpServer, Child]:
+    """`handoff serve` exactly as an operator runs it, against the bench Redis: one process on
+    core 0, or `--workers N` free to use both cores (the scale-out figure)."""
     port = free_port()
-    child = procs.spawn("service", pinned(SERVER_CORE, [
-        sys.executable, "-m", "handoff.cli", "serve", "--port", str(port)]),
-        env={"HANDOFF_REDIS_URL": redis_url})
-    return HttpServer("service", port), child
+    argv = [sys.executable, "-m", "handoff.cli", "serve", "--port", str(port)]
+    name = "service"
+    if workers > 1:
+        argv += ["--workers", str(workers)]
+        name = f"service-{workers}p"
+    child = procs.spawn(name, pinned(SERVER_CORE, argv) if workers == 1 else argv,
+                        env={"HANDOFF_REDIS_URL": redis_url})
+    return HttpServer(name, port), child
 
 
 def start_baseline(procs: Processes, kind: str, redis_url: str) -> tuple[HttpServer, Child]:
