@@ -78,13 +78,20 @@ async def scenario(client: Client, keys: dict[str, str]) -> dict[str, Any]:
         "identity": {"kind": "account", "value": "88812345"}, "method": "pin", "level": "high",
         "channel": "voice", "conversation_id": "CA9f2", "source": "acme-ivr",
         "expires_in": 1800})
+    # The call is happening now: its turns follow the redemption and the verification.
+    call = datetime.now(UTC).replace(microsecond=0)
+
+    def during_call(seconds: int) -> str:
+        return (call + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
+
     await client.call("POST", "/v1/conversations/CA9f2/turns", keys["ivr"], {
         "customer": caller, "channel": "voice", "source": "acme-ivr",
         "turns": [
             {"id": "c1", "role": "system", "text": "Caller entered continuation code",
-             "ts": at(13)},
-            {"id": "c2", "role": "system", "text": "Account verified by PIN", "ts": at(13.5)},
-            {"id": "c3", "role": "customer", "text": "Agent please", "ts": at(14)},
+             "ts": during_call(0)},
+            {"id": "c2", "role": "system", "text": "Account verified by PIN",
+             "ts": during_call(1)},
+            {"id": "c3", "role": "customer", "text": "Agent please", "ts": during_call(2)},
         ]})
     return await client.call("POST", f"/v1/handoffs/{handoff['id']}/accept", keys["agent"],
                              {"agent_id": "agent-7"})
