@@ -10,11 +10,30 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from handoff import logs
-from handoff.api import admin, conversations, customers, events, handoffs, identities, ops
+from handoff.api import (
+    admin,
+    backpressure,
+    conversations,
+    customers,
+    events,
+    handoffs,
+    identities,
+    ops,
+)
+from handoff.api.backpressure import Backpressure
 from handoff.api.middleware import problems
 from handoff.api.openapi import document
 from handoff.api.routing import Routes
-from handoff.api.state import AUTH_FAILURES, CLOSING, DEPS, LEXICON, OPENAPI, SETTINGS, STREAMS
+from handoff.api.state import (
+    AUTH_FAILURES,
+    BACKPRESSURE,
+    CLOSING,
+    DEPS,
+    LEXICON,
+    OPENAPI,
+    SETTINGS,
+    STREAMS,
+)
 from handoff.errors import HandoffError
 from handoff.services import handoffs as handoff_service
 from handoff.services.abuse import AuthFailures
@@ -34,8 +53,11 @@ def create_app(settings: Settings) -> web.Application:
     """A ready-to-run application; `settings.redis_url` must point at a Redis server."""
     if not settings.redis_url:
         raise ValueError("settings.redis_url is required (handoff serve starts one for you)")
-    app = web.Application(middlewares=[problems], client_max_size=settings.max_body_bytes,
+    pressure = Backpressure(settings)
+    app = web.Application(middlewares=[problems, backpressure.middleware(pressure)],
+                          client_max_size=settings.max_body_bytes,
                           handler_args={"max_field_size": 16384})
+    app[BACKPRESSURE] = pressure
     app[SETTINGS] = settings
     app[LEXICON] = Lexicon(settings)
     app[STREAMS] = weakref.WeakSet()

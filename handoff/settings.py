@@ -43,6 +43,12 @@ class Settings(BaseSettings):
         default_factory=dict,
         description='extra regular expressions to mask, per tenant ("*": all), '
                     r'e.g. {"acme": ["\b\d{3}-\d{2}-\d{4}\b"]}')
+    max_concurrent_requests: int = Field(
+        default=1000, ge=1, description="requests one process works on at once; more get 503")
+    max_event_streams: int = Field(
+        default=2000, ge=1, description="event streams one process holds open; more get 503")
+    requests_per_second_per_key: float = Field(
+        default=500.0, ge=0, description="per process, bursts of twice that; 0: unlimited")
     auth_failures_per_minute: int = Field(
         default=20, ge=1, description="failed authentications one address may make per minute")
     handoff_pending_seconds: int = Field(

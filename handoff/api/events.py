@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import AsyncGenerator
 
 from aiohttp import web
 
 from handoff.api import params
 from handoff.api.routing import Query, Routes
-from handoff.api.state import CLOSING, DEPS, PRINCIPAL, STREAMS
+from handoff.api.state import BACKPRESSURE, CLOSING, DEPS, PRINCIPAL, STREAMS
 from handoff.errors import StoreUnavailable
 from handoff.services import audit, events, identity
 from handoff.services.events import Event
@@ -29,6 +30,16 @@ async def _serve(request: web.Request, customer_id: str | None) -> web.StreamRes
     after = events.check_last_event_id(
         request.headers.get("Last-Event-ID") or request.query.get("last_event_id"))
     feed = events.follow(deps, request[PRINCIPAL].tenant, customer_id, after, block_ms=BLOCK_MS)
+    pressure = request.app[BACKPRESSURE]
+    pressure.open_stream()
+    try:
+        return await _stream(request, feed, after)
+    finally:
+        pressure.close_stream()
+
+
+async def _stream(request: web.Request, feed: AsyncGenerator[list[Event], None],
+                  after: str | None) -> web.StreamResponse:
     first = await anext(feed)  # errors here are still a problem+json answer
     response = web.StreamResponse(headers={
         "Content-Type": "text/event-stream", "Cache-Control": "no-cache",

@@ -10,7 +10,7 @@ from functools import wraps
 from aiohttp import web
 from pydantic import BaseModel
 
-from handoff.api.state import AUTH_FAILURES, DEPS, PRINCIPAL
+from handoff.api.state import AUTH_FAILURES, BACKPRESSURE, DEPS, PRINCIPAL
 from handoff.errors import Forbidden, Unauthorized
 from handoff.services import apikeys
 
@@ -78,6 +78,7 @@ def _guard(handler: Handler, roles: frozenset[str]) -> Handler:
         if principal.role not in roles:
             raise Forbidden(f"a {principal.role} key may not use this route; "
                             f"it needs {' or '.join(sorted(roles))}")
+        request.app[BACKPRESSURE].take(principal.key_id)
         request[PRINCIPAL] = principal
         return await handler(request)
     return guarded

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from handoff.api.backpressure import Backpressure
 from handoff.services.abuse import AuthFailures
 from handoff.services.deps import Deps, Principal
 from handoff.services.flags import Lexicon
@@ -21,3 +22,4 @@ CLOSING = web.AppKey("closing", asyncio.Event)
 PRINCIPAL = web.RequestKey("principal", Principal)
 OPENAPI = web.AppKey("openapi", dict[str, Any])
 AUTH_FAILURES = web.AppKey("auth_failures", AuthFailures)
+BACKPRESSURE = web.AppKey("backpressure", Backpressure)
