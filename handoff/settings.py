@@ -48,7 +48,8 @@ class Settings(BaseSettings):
     max_event_streams: int = Field(
         default=2000, ge=1, description="event streams one process holds open; more get 503")
     requests_per_second_per_key: float = Field(
-        default=500.0, ge=0, description="per process, bursts of twice that; 0: unlimited")
+        default=0.0, ge=0,
+        description="per process, bursts of twice that; 0 (the default): no limit")
     auth_failures_per_minute: int = Field(
         default=20, ge=1, description="failed authentications one address may make per minute")
     handoff_pending_seconds: int = Field(
