@@ -15,8 +15,10 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from handoff.api.state import DEPS
 from handoff.app import create_app
 from handoff.embedded import EmbeddedRedis
+from handoff.services import apikeys
 from handoff.settings import Settings
 
 
@@ -136,42 +138,46 @@ def format_brief(accepted: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-async def _run_embedded(settings: Settings) -> dict[str, Any]:
-    from handoff.services import apikeys
-
-    with tempfile.TemporaryDirectory(prefix="handoff-demo-", dir="/tmp") as tmp:
-        redis = EmbeddedRedis(Path(tmp))
-        with redis:
-            app = create_app(settings.model_copy(update={"redis_url": redis.url}))
-            runner = web.AppRunner(app)
-            await runner.setup()
-            port = _free_port()
-            await web.TCPSite(runner, "127.0.0.1", port).start()
-            try:
-                from handoff.api.state import DEPS
-
-                store = app[DEPS].store
-                keys = {role: (await apikeys.create(store, tenant="acme", role=role,
-                                                    name="demo", now_ms=0))[0]
-                        for role in ("bot", "ivr", "agent")}
-                async with aiohttp.ClientSession() as http:
-                    return await scenario(Client(http, f"http://127.0.0.1:{port}"), keys)
-            finally:
-                await runner.cleanup()
-
-
-async def _run_remote(settings: Settings, url: str) -> dict[str, Any]:
-    from handoff.cli import _create_key, _store_for
-
-    embedded, redis_url = _store_for(settings)
-    with embedded:
-        keys = {role: (await _create_key(redis_url, settings, "demo", role, "demo"))[0]
+async def _run_local(settings: Settings, redis_url: str) -> dict[str, Any]:
+    """The scenario against a server started here, for the demo only, on `redis_url`."""
+    app = create_app(settings.model_copy(update={"redis_url": redis_url}))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = _free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        store = app[DEPS].store
+        keys = {role: (await apikeys.create(store, tenant="acme", role=role, name="demo",
+                                            now_ms=0))[0]
                 for role in ("bot", "ivr", "agent")}
+        async with aiohttp.ClientSession() as http:
+            return await scenario(Client(http, f"http://127.0.0.1:{port}"), keys)
+    finally:
+        await runner.cleanup()
+
+
+async def _run_remote(settings: Settings, url: str, redis_url: str) -> dict[str, Any]:
+    """The scenario against a running server; keys are minted in its store at `redis_url`."""
+    from handoff.cli import _create_key
+
+    keys = {role: (await _create_key(redis_url, settings, "demo", role, "demo"))[0]
+            for role in ("bot", "ivr", "agent")}
     async with aiohttp.ClientSession() as http:
         return await scenario(Client(http, url), keys)
 
 
 def run(settings: Settings, url: str | None = None) -> int:
-    accepted = asyncio.run(_run_remote(settings, url) if url else _run_embedded(settings))
+    """Play the scenario and print the brief. The store is started (and stopped) here, before
+    and after the event loop: a temporary one for a local demo, or the server's own."""
+    if url:
+        from handoff.cli import _store_for
+
+        embedded, redis_url = _store_for(settings)
+        with embedded:
+            accepted = asyncio.run(_run_remote(settings, url, redis_url))
+    else:
+        with tempfile.TemporaryDirectory(prefix="handoff-demo-", dir="/tmp") as tmp, \
+                EmbeddedRedis(Path(tmp)) as redis:
+            accepted = asyncio.run(_run_local(settings, redis.url))
     print(format_brief(accepted))
     return 0

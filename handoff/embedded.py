@@ -86,9 +86,11 @@ class EmbeddedRedis:
         while time.monotonic() < deadline:
             if _alive(self.socket_path):
                 return self
-            if self.process.poll() is not None:
+            try:  # wait a moment, or less if the server exits (a bad config, a busy socket)
+                self.process.wait(0.05)
                 break
-            time.sleep(0.05)
+            except subprocess.TimeoutExpired:
+                continue
         self.stop()
         log = self.data_dir / "valkey.log"
         tail = log.read_text()[-2000:] if log.exists() else ""
