@@ -13,7 +13,7 @@ from handoff.errors import StoreUnavailable
 from handoff.memo import Memo
 from handoff.store import codec, keys, scripts
 from handoff.store.connection import Client, aclose, map_exceptions
-from handoff.store.keys import KEY_INDEX, CustomerKeys, Digester
+from handoff.store.keys import KEY_INDEX, Digester
 
 HANDOFF_STATUSES = ("pending", "accepted", "resolved", "cancelled", "expired")
 AUDIT_COMMANDS = 4
@@ -320,9 +320,6 @@ class Store:
                     pipe.xrevrange(keys.customer(tenant, cus_id).turns, top, "-", count=limit)
                 raw = await pipe.execute()
         return [_entries(r) for r in raw]
-
-    def customer_keys(self, tenant: str, cus_id: str) -> CustomerKeys:
-        return keys.customer(tenant, cus_id)
 
     async def erase_customer(self, tenant: str, cus_id: str) -> Erased:
         """Remove every key, index entry, hand-off, code and queue event of one customer."""
