@@ -248,25 +248,19 @@ class Store:
                              handoffs: int, audit: AuditNote | None = None
                              ) -> list[CustomerData]:
         """Read several customers' brief material (and log the read) in one round trip."""
-        with map_exceptions():
-            async with self.client.pipeline(transaction=False) as pipe:
-                if audit is not None:
-                    self._queue_audit(pipe, audit)
-                for cus_id in cus_ids:
-                    ck = keys.customer(tenant, cus_id)
-                    pipe.hgetall(ck.meta)
-                    pipe.hgetall(ck.ids)
-                    pipe.hgetall(ck.verif)
-                    pipe.hgetall(ck.facts)
-                    pipe.hgetall(ck.convs)
-                    pipe.hgetall(ck.flags)
-                    pipe.xrevrange(ck.turns, "+", "-", count=max(turns, 1))
-                    pipe.zrevrange(ck.hos, 0, handoffs - 1)
-                raw = await pipe.execute()
-        if audit is not None:
-            logged, raw = raw[:AUDIT_COMMANDS], raw[AUDIT_COMMANDS:]
-            if not raw[0]:  # no such customer: nothing was read, so nothing is logged
-                await self._unaudit(audit, logged)
+        def queue(pipe: Any) -> None:
+            for cus_id in cus_ids:
+                ck = keys.customer(tenant, cus_id)
+                pipe.hgetall(ck.meta)
+                pipe.hgetall(ck.ids)
+                pipe.hgetall(ck.verif)
+                pipe.hgetall(ck.facts)
+                pipe.hgetall(ck.convs)
+                pipe.hgetall(ck.flags)
+                pipe.xrevrange(ck.turns, "+", "-", count=max(turns, 1))
+                pipe.zrevrange(ck.hos, 0, handoffs - 1)
+
+        raw = await self._logged_read(queue, audit)
         out = []
         for n, cus_id in enumerate(cus_ids):
             meta, ids, verif, facts, convs, flags, turn_list, hos = raw[n * 8:(n + 1) * 8]
@@ -276,6 +270,23 @@ class Store:
                 conversations=_decode_hash(convs), flags=_decode_hash(flags),
                 turns=_entries(turn_list), handoff_ids=[h.decode() for h in hos]))
         return out
+
+    async def _logged_read(self, queue: Callable[[Any], None], audit: AuditNote | None
+                           ) -> list[Any]:
+        """One pipelined read whose first command is the first customer's meta, with the access
+        log entry (if any) in the same round trip; kept only if that customer exists."""
+        with map_exceptions():
+            async with self.client.pipeline(transaction=False) as pipe:
+                if audit is not None:
+                    self._queue_audit(pipe, audit)
+                queue(pipe)
+                raw: list[Any] = await pipe.execute()
+        if audit is None:
+            return raw
+        logged, raw = raw[:AUDIT_COMMANDS], raw[AUDIT_COMMANDS:]
+        if not raw[0]:  # no such customer: nothing was read, so nothing is logged
+            await self._unaudit(audit, logged)
+        return raw
 
     async def read_meta(self, tenant: str, cus_ids: list[str]) -> list[dict[str, str]]:
         with map_exceptions():
@@ -289,19 +300,13 @@ class Store:
                                  audit: AuditNote | None = None
                                  ) -> list[tuple[dict[str, str], dict[str, Any]]]:
         """Meta and verifications of each customer: what a conditional brief GET compares."""
-        with map_exceptions():
-            async with self.client.pipeline(transaction=False) as pipe:
-                if audit is not None:
-                    self._queue_audit(pipe, audit)
-                for cus_id in cus_ids:
-                    ck = keys.customer(tenant, cus_id)
-                    pipe.hgetall(ck.meta)
-                    pipe.hgetall(ck.verif)
-                raw = await pipe.execute()
-        if audit is not None:
-            logged, raw = raw[:AUDIT_COMMANDS], raw[AUDIT_COMMANDS:]
-            if not raw[0]:  # no such customer: nothing was read, so nothing is logged
-                await self._unaudit(audit, logged)
+        def queue(pipe: Any) -> None:
+            for cus_id in cus_ids:
+                ck = keys.customer(tenant, cus_id)
+                pipe.hgetall(ck.meta)
+                pipe.hgetall(ck.verif)
+
+        raw = await self._logged_read(queue, audit)
         return [(_decode_text_hash(raw[i]), _decode_hash(raw[i + 1]))
                 for i in range(0, len(raw), 2)]
 
