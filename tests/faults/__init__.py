@@ -1,0 +1,1 @@
+"""Fault drills against a real `handoff serve` process: crashes, shutdowns, a soak."""
