@@ -56,7 +56,7 @@ async def erase_customer(request: web.Request) -> web.StreamResponse:
 @routes.route("GET", "/v1/admin/audit", roles=("admin",), response=Page[AuditEntry],
               summary="Who read which customer's context, when, from where; newest first",
               query=(Query("customer", "a customer id or kind:value identity"),
-                     Query("before", "the `next` of the previous page"),
+                     Query("before", "the `next` of the previous page", params.NAME_SCHEMA),
                      Query("limit", "page size (default 100, at most 500)",
                            {"type": "integer", "minimum": 1, "maximum": 500})))
 async def read_audit(request: web.Request) -> web.StreamResponse:

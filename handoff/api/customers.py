@@ -47,7 +47,7 @@ async def context(request: web.Request) -> web.StreamResponse:
 @routes.route("GET", "/v1/customers/{ref}/turns", roles=("agent",),
               summary="The full transcript, newest first, paged by cursor",
               response=Page[Turn], headers=(AGENT,),
-              query=(Query("before", "the `next` of the previous page"),
+              query=(Query("before", "the `next` of the previous page", params.NAME_SCHEMA),
                      Query("limit", "page size (default 100, at most 500)",
                            {"type": "integer", "minimum": 1, "maximum": 500})))
 async def transcript(request: web.Request) -> web.StreamResponse:

@@ -37,9 +37,10 @@ async def create(request: web.Request) -> web.StreamResponse:
 
 @routes.route("GET", "/v1/handoffs", roles=("agent",), response=Page[Handoff],
               summary="The queue: most urgent first (priority 1), then oldest first",
-              query=(Query("queue", "one queue; all queues when absent"),
-                     Query("status", "pending (default), accepted, resolved, cancelled, expired"),
-                     Query("before", "the `next` of the previous page"),
+              query=(Query("queue", "one queue; all queues when absent", params.SLUG_SCHEMA),
+                     Query("status", "pending (default), accepted, resolved, cancelled, expired",
+                           {"type": "string", "enum": list(HANDOFF_STATUSES)}),
+                     Query("before", "the `next` of the previous page", params.NAME_SCHEMA),
                      Query("limit", "page size (default 50, at most 500)",
                            {"type": "integer", "minimum": 1, "maximum": 500})))
 async def listing(request: web.Request) -> web.StreamResponse:

@@ -41,10 +41,24 @@ def document(endpoints: list[Endpoint]) -> dict[str, Any]:
                                 "one brief. Errors are RFC 9457 problem+json."},
         "paths": paths,
         "components": {
-            "schemas": defs.get("$defs", {}),
+            "schemas": _close_pattern_maps(defs.get("$defs", {})),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }
+
+
+def _close_pattern_maps(node: Any) -> Any:
+    """Pydantic renders a dict with constrained keys as `patternProperties` alone, which JSON
+    Schema reads as "any other key is fine too"; the models refuse other keys, so say so."""
+    if isinstance(node, dict):
+        if "patternProperties" in node and "additionalProperties" not in node:
+            node["additionalProperties"] = False
+        for value in node.values():
+            _close_pattern_maps(value)
+    elif isinstance(node, list):
+        for value in node:
+            _close_pattern_maps(value)
+    return node
 
 
 def _is_input(model: type[BaseModel], endpoints: list[Endpoint]) -> bool:

@@ -12,6 +12,9 @@ from handoff.services.privacy import refuse_card_numbers
 
 NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+# The same rules as OpenAPI parameter schemas, so the document says what the checks accept.
+NAME_SCHEMA: dict[str, object] = {"type": "string", "pattern": NAME.pattern}
+SLUG_SCHEMA: dict[str, object] = {"type": "string", "pattern": SLUG.pattern}
 
 
 def name(request: web.Request, key: str) -> str:
