@@ -109,7 +109,7 @@ class Resolved:
     """The customer a write goes to, and what the body told us about identities."""
 
     customer_id: str
-    created: bool
+    created: bool  # new, or just made by a racing first post: the write may create it
     new_conversation: bool = False
     linked: list[Ident] = field(default_factory=list)
     claims: list[Ident] = field(default_factory=list)
@@ -148,14 +148,16 @@ async def resolve_writer(deps: Deps, principal: Principal, *, conversation_id: s
                                     ttl_ms=ttl)
         winner = won[f"c:{conversation_id}"]
         if winner != cus_id:
-            cus_id, created = winner, False
+            # The winner may be a customer created a moment ago whose first write has not
+            # landed yet: `created` stays as it was, so our write may be the one creating it.
+            cus_id = winner
     if free:
         won = await deps.store.link(tenant, cus_id, conversations=[],
                                     identities=[i.key for i in free], ttl_ms=ttl)
         owners.update({k[2:]: v for k, v in won.items()})
         other = next((owners[i.key] for i in free if owners[i.key] != cus_id), None)
         if created and other is not None:
-            phantom, cus_id, created = cus_id, other, False
+            phantom, cus_id = cus_id, other
             if conversations:
                 await deps.store.link(tenant, cus_id, conversations=conversations,
                                       identities=[], ttl_ms=ttl, overwrite=True)
