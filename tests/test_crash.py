@@ -12,8 +12,8 @@ import aiohttp
 import pytest
 import redis
 
-from tests.conftest import CLUSTER, RedisServer, free_port
-from tests.faults.service import Service, mint_key
+from tests.conftest import CLUSTER, RedisServer
+from tests.faults.service import Service, service_on_its_own_redis, transcript_ids
 
 pytestmark = pytest.mark.skipif(CLUSTER, reason="runs its own single Redis server")
 
@@ -54,40 +54,10 @@ async def writer(session: aiohttp.ClientSession, url: str, bot: dict[str, str], 
         return
 
 
-async def all_turn_ids(session: aiohttp.ClientSession, url: str, customer: str,
-                       agent: dict[str, str]) -> list[str]:
-    ids: list[str] = []
-    cursor: str | None = None
-    while True:
-        params: dict[str, str | int] = {"limit": 500, **({"before": cursor} if cursor else {})}
-        async with session.get(f"{url}/v1/customers/{customer}/turns", params=params,
-                               headers=agent) as r:
-            assert r.status == 200, await r.text()
-            page = await r.json()
-        ids += [t["id"] for t in page["items"]]
-        if not page["next"]:
-            return ids
-        cursor = page["next"]
-
-
 async def test_a_service_crash_mid_load_loses_no_acknowledged_write_and_retries_add_nothing_twice(
         tmp_path: Path) -> None:
-    (tmp_path / "redis").mkdir()
-    store = RedisServer(tmp_path / "redis", free_port())
-    service = Service("", free_port(), tmp_path / "serve.log")
-    try:
-        await asyncio.to_thread(store.start)
-        service.redis_url = store.url
-        await asyncio.to_thread(service.start)
-        bot_key, agent_key = await asyncio.gather(
-            asyncio.to_thread(mint_key, store.url, "bot"),
-            asyncio.to_thread(mint_key, store.url, "agent"))
-        bot = {"Authorization": f"Bearer {bot_key}"}
-        agent = {"Authorization": f"Bearer {agent_key}"}
+    async with service_on_its_own_redis(tmp_path) as (service, store, bot, agent):
         await crash_and_recover(service, store, bot, agent)
-    finally:
-        service.stop()
-        store.stop()
 
 
 async def crash_and_recover(service: Service, store: RedisServer, bot: dict[str, str],
@@ -129,7 +99,7 @@ async def crash_and_recover(service: Service, store: RedisServer, bot: dict[str,
 
     await asyncio.to_thread(service.start)  # same port, same Redis
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-        found = set(await all_turn_ids(session, url, customer, agent))
+        found = set(await transcript_ids(session, url, customer, agent))
         lost = ledger.acknowledged - found
         figures = (f"requests sent {ledger.sent}, turns acknowledged "
                    f"{acknowledged_before_restart}, found {len(found)}, "
@@ -147,7 +117,7 @@ async def crash_and_recover(service: Service, store: RedisServer, bot: dict[str,
             assert 200 <= r.status < 300, await r.text()
             assert (await r.json())["id"] == ho_id, "the retried hand-off request made a new one"
 
-        stored = await all_turn_ids(session, url, customer, agent)
+        stored = await transcript_ids(session, url, customer, agent)
         peek = redis.Redis(port=store.port)
         try:
             xlen = peek.xlen(f"hf:{{acme:{customer}}}:turns")

@@ -12,8 +12,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import CLUSTER, RedisServer, free_port
-from tests.faults.service import Service, SseReader, mint_key
+from tests.conftest import CLUSTER
+from tests.faults.service import Service, SseReader, service_on_its_own_redis
 
 pytestmark = pytest.mark.skipif(CLUSTER, reason="runs its own single Redis server")
 
@@ -37,21 +37,8 @@ async def timed(session: aiohttp.ClientSession, method: str, url: str,
 
 async def test_sigterm_finishes_requests_in_flight_says_goodbye_on_streams_and_exits_zero(
         tmp_path: Path) -> None:
-    (tmp_path / "redis").mkdir()
-    store = RedisServer(tmp_path / "redis", free_port())
-    service = Service("", free_port(), tmp_path / "serve.log")
-    try:
-        await asyncio.to_thread(store.start)
-        service.redis_url = store.url
-        await asyncio.to_thread(service.start)
-        bot_key, agent_key = await asyncio.gather(
-            asyncio.to_thread(mint_key, store.url, "bot"),
-            asyncio.to_thread(mint_key, store.url, "agent"))
-        await shut_down_and_resume(service, {"Authorization": f"Bearer {bot_key}"},
-                                   {"Authorization": f"Bearer {agent_key}"})
-    finally:
-        service.stop()
-        store.stop()
+    async with service_on_its_own_redis(tmp_path) as (service, _, bot, agent):
+        await shut_down_and_resume(service, bot, agent)
 
 
 async def shut_down_and_resume(service: Service, bot: dict[str, str], agent: dict[str, str]

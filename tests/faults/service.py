@@ -11,7 +11,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -26,6 +27,49 @@ def _env(redis_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     env["HANDOFF_REDIS_URL"] = redis_url
     env.update(extra or {})
     return env
+
+
+async def transcript_ids(session: aiohttp.ClientSession, url: str, customer: str,
+                         agent: dict[str, str]) -> list[str]:
+    """Every turn id of a customer's whole transcript, oldest first, page by page."""
+    ids: list[str] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, str | int] = {"limit": 500, **({"before": cursor} if cursor else {})}
+        async with session.get(f"{url}/v1/customers/{customer}/turns", params=params,
+                               headers=agent) as r:
+            if r.status != 200:
+                raise AssertionError(f"transcript read answered {r.status}: {await r.text()}")
+            page = await r.json()
+        ids += [t["id"] for t in page["items"]]
+        if not page["next"]:
+            return ids[::-1]
+        cursor = page["next"]
+
+
+@asynccontextmanager
+async def service_on_its_own_redis(tmp_path: Path
+                                   ) -> AsyncIterator[tuple[Service, Any, dict[str, str],
+                                                            dict[str, str]]]:
+    """A fresh Redis and `handoff serve` on it, with bot and agent headers; both stopped
+    afterwards whatever happened."""
+    from tests.conftest import RedisServer, free_port
+
+    (tmp_path / "redis").mkdir()
+    store = RedisServer(tmp_path / "redis", free_port())
+    service = Service("", free_port(), tmp_path / "serve.log")
+    try:
+        await asyncio.to_thread(store.start)
+        service.redis_url = store.url
+        await asyncio.to_thread(service.start)
+        bot_key, agent_key = await asyncio.gather(
+            asyncio.to_thread(mint_key, store.url, "bot"),
+            asyncio.to_thread(mint_key, store.url, "agent"))
+        yield (service, store, {"Authorization": f"Bearer {bot_key}"},
+               {"Authorization": f"Bearer {agent_key}"})
+    finally:
+        service.stop()
+        store.stop()
 
 
 def mint_key(redis_url: str, role: str, tenant: str = "acme") -> str:

@@ -23,7 +23,7 @@ import aiohttp
 import redis
 
 from tests.conftest import RedisServer, free_port
-from tests.faults.service import Service, SseReader, mint_key
+from tests.faults.service import Service, SseReader, mint_key, transcript_ids
 
 CLIENTS = 200
 SUBSCRIBERS = 100
@@ -96,22 +96,6 @@ async def client(n: int, session: aiohttp.ClientSession, url: str, keys: dict[st
                            keys["agent"], {"agent_id": f"agent-{n}"})
 
 
-async def turn_ids(session: aiohttp.ClientSession, url: str, customer: str,
-                   agent: dict[str, str]) -> list[str]:
-    """The whole transcript, oldest first."""
-    ids: list[str] = []
-    cursor: str | None = None
-    while True:
-        params: dict[str, str | int] = {"limit": 500, **({"before": cursor} if cursor else {})}
-        async with session.get(f"{url}/v1/customers/{customer}/turns", params=params,
-                               headers=agent) as r:
-            page = await r.json()
-        ids += [t["id"] for t in page["items"]]
-        if not page["next"]:
-            return ids[::-1]
-        cursor = page["next"]
-
-
 def check_subscribers(subscribers: list[SseReader], tally: Tally,
                       stored: dict[int, list[str]], problems: list[str]) -> tuple[int, int]:
     """Each subscriber saw every turn sent after it subscribed, in the stored order, once."""
@@ -175,7 +159,7 @@ async def soak(service: Service, redis_port: int, keys: dict[str, Any], seconds:
             for c, sent in tally.turns.items():
                 customer = tally.customer_ids[c]
                 acked = {s.turn_id for s in sent if s.acknowledged}
-                stored[c] = await turn_ids(session, url, customer, keys["agent"])
+                stored[c] = await transcript_ids(session, url, customer, keys["agent"])
                 xlen = peek.xlen(f"hf:{{acme:{customer}}}:turns")
                 acknowledged_total += len(acked)
                 found_total += len(set(stored[c]))
