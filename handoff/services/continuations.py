@@ -15,7 +15,7 @@ from handoff.services import identity
 from handoff.services.conversations import conversation_record
 from handoff.services.deps import Deps, Principal
 from handoff.services.privacy import refuse_card_numbers
-from handoff.store import codec, keys
+from handoff.store import codec
 from handoff.store.store import CustomerWrite
 from schemas.handoffs import RedeemIn, RedeemResult
 
@@ -56,10 +56,12 @@ async def redeem(deps: Deps, principal: Principal, code: str, body: RedeemIn,
     window = now // WINDOW_MS
     minute_left = max(1, (WINDOW_MS - now % WINDOW_MS) // 1000)
     failures_key = deps.store.code_failures_key(tenant, body.conversation_id)
-    limits = [(keys.rate(tenant, f"codefail:key:{principal.key_id}", window), WINDOW_MS * 2,
+    limits = [(deps.store.wrong_codes_key(tenant, f"key:{principal.key_id}", window),
+               WINDOW_MS * 2,
                settings.redeem_attempts_per_minute, "this key")]
     if address:
-        limits.append((keys.rate(tenant, f"codefail:addr:{address}", window), WINDOW_MS * 2,
+        limits.append((deps.store.wrong_codes_key(tenant, f"addr:{address}", window),
+                       WINDOW_MS * 2,
                        settings.redeem_attempts_per_minute, "this address"))
     limits.append((failures_key, settings.continuation_ttl_seconds * 1000,
                    settings.continuation_max_failures, "this conversation"))

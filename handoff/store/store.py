@@ -510,6 +510,10 @@ class Store:
                     pipe.decr(name)
                 await pipe.execute()
 
+    def wrong_codes_key(self, tenant: str, source: str, window: int) -> str:
+        """Wrong continuation codes from one key or address in one minute."""
+        return keys.rate(tenant, f"codefail:{self.digester.digest(source)}", window)
+
     def auth_failures_key(self, address: str, window: int) -> str:
         return keys.auth_failures(self.digester.digest(address), window)
 
