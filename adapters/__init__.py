@@ -1,1 +1,10 @@
-"""Vendor formats in and out: each adapter maps one vendor's payloads onto the core services."""
+"""Vendor formats in and out: each adapter maps one vendor's payloads onto the core services.
+
+A new vendor is one module with an `adapter` and one line in `ADAPTERS`.
+"""
+
+from __future__ import annotations
+
+from adapters.base import Adapter
+
+ADAPTERS: tuple[Adapter, ...] = ()

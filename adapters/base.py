@@ -1,27 +1,86 @@
-"""The adapter contract.
+"""The adapter contract, and the core operations an adapter may call.
 
-An adapter is one module: it declares its routes under `/v1/adapters/{name}/`, checks the vendor's
-own authentication (a signature, a shared secret), turns the vendor's payload into the core
-request models in `schemas/`, calls the services, and answers in the vendor's format. It holds no
-storage logic and never touches Redis.
+An adapter is one module in `adapters/` exposing `adapter = Adapter(...)`. It declares its
+webhook routes under `/v1/adapters/{name}/` with the same endpoint table as the core API (so
+roles are enforced and `/openapi.json` lists them), checks the vendor's own authentication where
+the vendor has one, turns the vendor's payload into the core request models of `schemas/`, calls
+the operations of `Core`, and answers in the vendor's format. It never touches the store.
+
+Callers authenticate with a handoff API key of the role the route names, as
+`Authorization: Bearer <key>`, or as the password of Basic credentials for vendors that can
+only put credentials in the webhook URL.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from handoff.api.bodies import errors_of
+from handoff.api.routing import Routes
+from handoff.api.state import DEPS, LEXICON, PRINCIPAL
+from handoff.errors import Unprocessable
+from handoff.services import continuations, conversations, facts, handoffs, verification
+from handoff.services.deps import Principal
+from schemas.conversations import AppendResult, AppendTurns, FactsResult, PutFacts
+from schemas.handoffs import Handoff, HandoffIn, RedeemIn, RedeemResult
+from schemas.verification import VerifyIn, VerifyResult
+
+M = TypeVar("M", bound=BaseModel)
+PREFIX = "/v1/adapters/"
 
 
-class Adapter(Protocol):
-    """What `create_app` needs from a vendor module."""
+@dataclass(frozen=True)
+class Adapter:
+    """One vendor: its name (the URL segment), its routes and a line on what it does."""
 
     name: str
+    routes: Routes
+    summary: str
 
-    def routes(self) -> list[web.RouteDef]:
-        """The vendor's webhook routes, mounted under `/v1/adapters/{name}/`."""
-        ...
+    def __post_init__(self) -> None:
+        stray = [e.path for e in self.routes.endpoints
+                 if not e.path.startswith(f"{PREFIX}{self.name}/")]
+        if stray:
+            raise ValueError(f"adapter {self.name} routes outside {PREFIX}{self.name}/: {stray}")
 
-    async def authenticate(self, request: web.Request, body: bytes) -> None:
-        """Raise `handoff.errors.Unauthorized` unless the vendor's own check passes."""
-        ...
+
+class Core:
+    """The core operations, on behalf of the request's authenticated caller."""
+
+    def __init__(self, request: web.Request) -> None:
+        self._deps = request.app[DEPS]
+        self._lexicon = request.app[LEXICON]
+        self._address = request.remote
+        self.principal: Principal = request[PRINCIPAL]
+
+    async def append_turns(self, conversation_id: str, body: AppendTurns) -> AppendResult:
+        return await conversations.append_turns(self._deps, self.principal, self._lexicon,
+                                                conversation_id, body)
+
+    async def put_facts(self, ref: str, body: PutFacts) -> FactsResult:
+        return await facts.put_facts(self._deps, self.principal, ref, body)
+
+    async def verify(self, body: VerifyIn) -> VerifyResult:
+        return await verification.verify(self._deps, self.principal, body)
+
+    async def request_handoff(self, body: HandoffIn,
+                              idempotency_key: str | None) -> tuple[Handoff, bool]:
+        """The hand-off, and whether this call created it (a retry answers the first one)."""
+        return await handoffs.create(self._deps, self.principal, body, idempotency_key)
+
+    async def redeem(self, code: str, body: RedeemIn) -> RedeemResult:
+        return await continuations.redeem(self._deps, self.principal, code, body,
+                                          address=self._address)
+
+
+def build(model: type[M], data: Any, *, where: str) -> M:
+    """A core request model from mapped vendor data; 422 naming the vendor field on failure."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise Unprocessable(f"{where} cannot be mapped onto a {model.__name__}",
+                            errors_of(exc, (where,))) from exc

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from adapters import ADAPTERS
 from handoff import logs
 from handoff.api import (
     admin,
@@ -46,7 +47,8 @@ from handoff.store.connection import connect
 log = logs.logger("handoff")
 # Order matters where paths overlap: /v1/handoffs/events before /v1/handoffs/{id}.
 ROUTES: tuple[Routes, ...] = (events.routes, conversations.routes, customers.routes,
-                              identities.routes, handoffs.routes, admin.routes, ops.routes)
+                              identities.routes, handoffs.routes, admin.routes, ops.routes,
+                              *(adapter.routes for adapter in ADAPTERS))
 
 
 def create_app(settings: Settings) -> web.Application:

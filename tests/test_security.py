@@ -5,6 +5,7 @@ claims never open someone else's context, merges are deliberate, and card number
 from __future__ import annotations
 
 import asyncio
+import base64
 import random
 import re
 from collections.abc import Awaitable, Callable
@@ -186,6 +187,7 @@ async def test_a_continuation_code_another_tenant_tried_still_works_for_its_own_
 BAD_AUTHORIZATION: dict[str, str | None] = {
     "no Authorization header": None,
     "Basic credentials": "Basic dXNlcjpwYXNzd29yZA==",
+    "Basic credentials that are not base64": "Basic !!not-base64!!",
     "Bearer without a key": "Bearer",
     "another scheme": "Token hk_abc",
     "a key nobody issued": "Bearer hk_" + "A" * 43,
@@ -217,6 +219,18 @@ async def test_requests_without_a_valid_key_are_unauthorized_and_change_nothing(
                             json_body=route.body)
         assert_problem(answer, 401)
     assert_unchanged(before, snapshot(redis_sync, not_an_attempt_counter))
+
+
+async def test_a_key_sent_as_the_password_of_basic_credentials_authenticates(
+        client: Client, keys: Keys) -> None:
+    # Some vendors (Twilio) can only carry credentials in the webhook URL: https://u:key@host/.
+    secret = keys("agent")["Authorization"].removeprefix("Bearer ")
+    basic = base64.b64encode(f"handoff:{secret}".encode()).decode()
+    answer = await call(client, "GET", "/v1/handoffs", headers={"Authorization": f"Basic {basic}"})
+    assert answer.status == 200
+    wrong = base64.b64encode(f"{secret}:handoff".encode()).decode()
+    answer = await call(client, "GET", "/v1/handoffs", headers={"Authorization": f"Basic {wrong}"})
+    assert_problem(answer, 401)
 
 
 async def test_the_openapi_document_lists_every_route_of_the_table_with_its_roles(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl
 
 import msgpack
 from aiohttp import web
@@ -14,6 +15,7 @@ from handoff.store import codec
 
 M = TypeVar("M", bound=BaseModel)
 JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
 MSGPACK = "application/msgpack"
 MSGPACK_TYPES = {MSGPACK, "application/x-msgpack", "application/vnd.msgpack"}
 
@@ -59,6 +61,20 @@ async def parse(request: web.Request, model: type[M], *, optional: bool = False)
         if any(e["type"] == "json_invalid" for e in exc.errors()):
             raise BadRequest("the body is not valid JSON") from exc
         raise Unprocessable("the body does not match the schema", errors_of(exc)) from exc
+
+
+async def form(request: web.Request) -> list[tuple[str, str]]:
+    """A urlencoded form body as its pairs, in order, repeats kept (signatures cover them all)."""
+    if request.content_length and request.content_length > request.client_max_size:
+        raise PayloadTooLarge(f"the body is larger than {request.client_max_size} bytes")
+    if request.content_type != FORM:
+        raise UnsupportedMediaType(f"send {FORM}, not {request.content_type or 'nothing'}")
+    raw = await read_body(request)
+    try:
+        return parse_qsl(raw.decode("ascii"), keep_blank_values=True, errors="strict",
+                         max_num_fields=1000)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadRequest("the body is not a valid urlencoded form") from exc
 
 
 def wants_msgpack(request: web.Request) -> bool:

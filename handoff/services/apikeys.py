@@ -7,6 +7,8 @@ Revoking or rotating takes effect on every process at once (the store's invalida
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import re
 
@@ -49,14 +51,29 @@ async def create(store: Store, *, tenant: str, role: str, name: str = "",
     return secret, record
 
 
+def _secret(authorization: str | None) -> str:
+    """The key in `Bearer <key>`, or the password of `Basic` credentials.
+
+    Basic is for vendors that can only put credentials in a webhook URL
+    (`https://handoff:<key>@host/...`, as Twilio does); the user name is not checked.
+    """
+    scheme, _, value = (authorization or "").partition(" ")
+    value = value.strip()
+    if scheme.lower() == "basic" and 0 < len(value) <= 512:
+        try:
+            value = base64.b64decode(value, validate=True).decode().partition(":")[2]
+        except (binascii.Error, UnicodeDecodeError):
+            value = ""
+    elif scheme.lower() != "bearer":
+        value = ""
+    if not value or len(value) > 256:
+        raise Unauthorized("send Authorization: Bearer <key>")
+    return value
+
+
 async def authenticate(store: Store, authorization: str | None, *, now_ms: int) -> Principal:
-    """The principal behind an `Authorization: Bearer <key>` header."""
-    if not authorization:
-        raise Unauthorized("send Authorization: Bearer <key>")
-    scheme, _, secret = authorization.partition(" ")
-    secret = secret.strip()
-    if scheme.lower() != "bearer" or not secret or len(secret) > 256:
-        raise Unauthorized("send Authorization: Bearer <key>")
+    """The principal behind an `Authorization: Bearer <key>` (or Basic) header."""
+    secret = _secret(authorization)
     key_digest = digest(secret)
     record = await store.get_api_key(key_digest)
     if not record or not usable(record, now_ms):
