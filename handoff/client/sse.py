@@ -120,8 +120,9 @@ Opener = Callable[[str | None], Awaitable[aiohttp.ClientResponse]]
 class EventStream:
     """Events of one stream, in order, each once, across reconnects.
 
-    Use as `async for event in stream` (and `await stream.aclose()`), or
-    `async with stream: async for event in stream: ...`. `last_event_id` is where it would resume.
+    Use as `async with stream: async for event in stream: ...`: entering opens the connection,
+    so nothing that happens after it is missed. A bare `async for` opens it on the first step
+    (and `await stream.aclose()` ends it). `last_event_id` is where it would resume.
     """
 
     def __init__(self, opener: Opener, *, last_event_id: str | None, policy: RetryPolicy,
@@ -131,7 +132,14 @@ class EventStream:
         self._policy = policy
         self._include_control = include_control
         self._events: AsyncGenerator[Event, None] | None = None
+        self._opened: aiohttp.ClientResponse | None = None
         self.reconnects = 0
+
+    async def open(self) -> EventStream:
+        """Connect now (events from this moment on are delivered), not at the first step."""
+        if self._events is None and self._opened is None:
+            self._opened = await self._connect()
+        return self
 
     def __aiter__(self) -> AsyncIterator[Event]:
         return self
@@ -144,9 +152,12 @@ class EventStream:
     async def aclose(self) -> None:
         if self._events is not None:
             await self._events.aclose()
+        if self._opened is not None:
+            self._opened.close()
+            self._opened = None
 
     async def __aenter__(self) -> EventStream:
-        return self
+        return await self.open()
 
     async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
@@ -196,7 +207,7 @@ class EventStream:
     async def _run(self) -> AsyncGenerator[Event, None]:
         retry_ms = 2000
         while True:
-            response = await self._connect()
+            response, self._opened = self._opened or await self._connect(), None
             parser = Parser()
             ended = False
             try:
