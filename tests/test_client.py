@@ -348,3 +348,16 @@ async def test_a_redis_outage_longer_than_the_budget_raises_the_503(
             await agent.list_handoffs()
     assert away.value.status == 503 and away.value.retry_after is not None
     assert away.value.retry_after >= 1
+
+
+async def test_a_msgpack_client_writes_and_reads_the_same_records(client: Client,
+                                                                 keys: Keys) -> None:
+    url = url_of(client)
+    async with HandoffClient(url, keys.secrets[("acme", "bot")], msgpack=True) as bot, \
+            HandoffClient(url, keys.secrets[("acme", "agent")], msgpack=True) as agent:
+        written = await bot.append_turns("web-1", {"customer": CHAT, "channel": "chat",
+                                                   "turns": [turn("t1", "hola")]})
+        brief = (await agent.context(written.customer_id)).brief
+        with pytest.raises(NotFoundError):
+            await agent.get_handoff("ho_missing")
+    assert [(t.id, t.text) for t in brief.turns] == [("t1", "hola")]
