@@ -1,27 +1,34 @@
-"""`handoff serve | keys create | demo`."""
+"""`handoff serve | keys | demo | context | tail | doctor`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
+from datetime import UTC, datetime
 from pathlib import Path
 
 from aiohttp import web
 
 from handoff import logs
 from handoff.app import create_app
+from handoff.client import ClientError, HandoffClient
+from handoff.doctor import examine
 from handoff.embedded import EmbeddedRedis
-from handoff.errors import NotFound
+from handoff.errors import HandoffError, NotFound
 from handoff.services import apikeys
 from handoff.services.timefmt import iso
 from handoff.settings import Settings
 from handoff.store import Store
 from handoff.store.connection import connect
+from handoff.store.diagnostics import ServerFacts, server_facts
+from handoff.terminal import brief_text, event_line
 from handoff.workers import supervise
+from schemas.brief import Brief
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -128,6 +135,85 @@ def demo(args: argparse.Namespace) -> int:
     return run(_settings(args), url=args.url)
 
 
+def _client(args: argparse.Namespace) -> HandoffClient:
+    url, key = args.url or os.environ.get("HANDOFF_URL"), args.key or os.environ.get(
+        "HANDOFF_KEY")
+    if not url or not key:
+        raise SystemExit("handoff: give --url and --key (or HANDOFF_URL and HANDOFF_KEY): "
+                         "the service's address and an agent key")
+    return HandoffClient(url, key, agent_id=args.agent_id)
+
+
+def _report(exc: ClientError) -> int:
+    print(f"handoff: {exc}", file=sys.stderr)
+    return 1
+
+
+def context(args: argparse.Namespace) -> int:
+    """Print a customer's brief as an agent would read it."""
+    async def fetch() -> Brief:
+        async with _client(args) as client:
+            return (await client.context(args.ref, turns=args.turns)).brief
+
+    try:
+        brief = asyncio.run(fetch())
+    except ClientError as exc:
+        return _report(exc)
+    print(brief.model_dump_json(indent=2) if args.json else
+          brief_text(brief, now=datetime.now(UTC)))
+    return 0
+
+
+def tail(args: argparse.Namespace) -> int:
+    """Print a customer's (or the queue's) events as they happen, until Ctrl-C."""
+    if bool(args.ref) == bool(args.queue):
+        print("handoff: name a customer (REF) or give --queue", file=sys.stderr)
+        return 2
+
+    async def follow() -> None:
+        async with _client(args) as client:
+            stream = (client.queue_events(last_event_id=args.since) if args.queue
+                      else client.events(args.ref, last_event_id=args.since))
+            async with stream:
+                async for event in stream:
+                    print(event.data if args.json else event_line(event), flush=True)
+
+    try:
+        asyncio.run(follow())
+    except KeyboardInterrupt:
+        return 0
+    except ClientError as exc:
+        return _report(exc)
+    return 0
+
+
+def doctor(args: argparse.Namespace) -> int:
+    """Check the configured Redis (or the embedded one) for what handoff relies on."""
+    settings = _settings(args)
+    embedded, url = _store_for(settings)
+
+    async def inspect() -> ServerFacts:
+        client = connect(url, cluster=settings.redis_cluster, timeout=settings.redis_timeout,
+                         max_connections=2)
+        try:
+            return await server_facts(client)
+        finally:
+            await client.aclose()
+
+    try:
+        with embedded:
+            facts = asyncio.run(inspect())
+    except (HandoffError, RuntimeError) as exc:
+        print(f"FAIL  connect      {url}: {exc}")
+        return 1
+    findings = examine(facts, cluster_configured=settings.redis_cluster)
+    print(f"Redis at {url}")
+    print("\n".join(str(f) for f in findings))
+    failed = [f for f in findings if f.level == "FAIL"]
+    print(f"{len(failed)} problem(s), {sum(f.level == 'warn' for f in findings)} warning(s)")
+    return 1 if failed else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="handoff", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -162,6 +248,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--url", help="a running handoff (default: start one just for the demo)")
     p.add_argument("--data-dir", type=Path)
     p.set_defaults(func=demo)
+
+    p = sub.add_parser("context", help="a customer's brief, readable in a terminal")
+    p.add_argument("ref", help="cus_... or kind:value, e.g. account:88812345")
+    p.add_argument("--turns", type=int, help="how many of the latest turns (default 50)")
+    p.add_argument("--json", action="store_true", help="the brief as JSON instead")
+    p.set_defaults(func=context)
+    p = sub.add_parser("tail", help="live events of a customer (or --queue); Ctrl-C stops")
+    p.add_argument("ref", nargs="?", help="cus_... or kind:value")
+    p.add_argument("--queue", action="store_true", help="the tenant's hand-off queue instead")
+    p.add_argument("--since", help="replay the events after this event id first")
+    p.add_argument("--json", action="store_true", help="each event as JSON")
+    p.set_defaults(func=tail)
+    for command in (sub.choices["context"], sub.choices["tail"]):
+        command.add_argument("--url", help="the service (default: $HANDOFF_URL)")
+        command.add_argument("--key", help="an agent key (default: $HANDOFF_KEY)")
+        command.add_argument("--agent-id", help="who is reading, for the audit trail")
+
+    p = sub.add_parser("doctor", help="check the configured Redis: version, persistence, "
+                                      "memory policy, cluster, latency")
+    p.add_argument("--data-dir", type=Path)
+    p.set_defaults(func=doctor)
 
     args = parser.parse_args(argv)
     return int(args.func(args))

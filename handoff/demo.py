@@ -1,6 +1,7 @@
 """`handoff demo`: a web chat becomes a phone call becomes an agent who asks for nothing again.
 
-Everything goes through the public HTTP API, exactly as a bot, an IVR and an agent desk would.
+Everything goes through the public HTTP API with `handoff.client`, exactly as a bot, an IVR and
+an agent desk would.
 """
 
 from __future__ import annotations
@@ -10,16 +11,17 @@ import socket
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from handoff.api.state import DEPS
 from handoff.app import create_app
+from handoff.client import HandoffClient
 from handoff.embedded import EmbeddedRedis
 from handoff.services import apikeys
 from handoff.settings import Settings
+from handoff.terminal import brief_text, handoff_line
+from schemas.brief import AcceptResult
 
 
 def _free_port() -> int:
@@ -28,22 +30,16 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class Client:
-    def __init__(self, http: aiohttp.ClientSession, base: str) -> None:
-        self.http, self.base = http, base.rstrip("/")
-
-    async def call(self, method: str, path: str, key: str, body: dict[str, Any] | None = None,
-                   expect: int = 200) -> dict[str, Any]:
-        async with self.http.request(method, self.base + path, json=body,
-                                     headers={"Authorization": f"Bearer {key}"}) as r:
-            data: dict[str, Any] = await r.json(content_type=None)
-            if r.status != expect:
-                raise RuntimeError(f"{method} {path} answered {r.status}: {data}")
-            return data
+async def scenario(url: str, keys: dict[str, str]) -> AcceptResult:
+    """The seed scenario, each system with its own client and key; answers what the accepting
+    agent received."""
+    async with HandoffClient(url, keys["bot"]) as bot, \
+            HandoffClient(url, keys["ivr"]) as ivr, \
+            HandoffClient(url, keys["agent"], agent_id="agent-7") as agent:
+        return await _play(bot, ivr, agent)
 
 
-async def scenario(client: Client, keys: dict[str, str]) -> dict[str, Any]:
-    """The seed scenario; answers what the accepting agent received."""
+async def _play(bot: HandoffClient, ivr: HandoffClient, agent: HandoffClient) -> AcceptResult:
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=15)
 
     def at(minutes: float) -> str:
@@ -51,7 +47,7 @@ async def scenario(client: Client, keys: dict[str, str]) -> dict[str, Any]:
 
     chat = {"identities": [{"kind": "chat", "value": "visitor-42"},
                            {"kind": "email", "value": "Ana@Example.com"}]}
-    await client.call("POST", "/v1/conversations/web-7f3a/turns", keys["bot"], {
+    await bot.append_turns("web-7f3a", {
         "customer": chat, "channel": "chat", "source": "acme-bot",
         "turns": [
             {"id": "t1", "role": "customer", "text": "I was charged twice", "ts": at(0)},
@@ -60,22 +56,22 @@ async def scenario(client: Client, keys: dict[str, str]) -> dict[str, Any]:
              "ts": at(0.5)},
         ],
         "facts": {"order_number": "A-1001", "issue": "double charge"}})
-    handoff = await client.call("POST", "/v1/handoffs", keys["bot"], {
+    handoff = await bot.request_handoff({
         "customer": {"identities": [{"kind": "chat", "value": "visitor-42"}]},
         "conversation_id": "web-7f3a", "channel": "chat", "source": "acme-bot",
         "reason": "customer_request", "priority": 2, "queue": "billing",
         "intent": "billing.double_charge", "summary": "Charged twice for order A-1001",
-        "continuation": True}, expect=201)
-    code = handoff["continuation_code"]
-    await client.call("POST", "/v1/conversations/web-7f3a/turns", keys["bot"], {
-        "turns": [{"id": "t4", "role": "bot", "ts": at(1),
-                   "text": f"Call us on 0800 123 456 and enter {code}"}]})
+        "continuation": True}, idempotency_key="web-7f3a-1")
+    code = handoff.continuation_code
+    assert code is not None, "a continuation was asked for"
+    await bot.append_turns("web-7f3a", {"turns": [
+        {"id": "t4", "role": "bot", "ts": at(1),
+         "text": f"Call us on 0800 123 456 and enter {code}"}]})
 
     caller = {"identities": [{"kind": "phone", "value": "+1 (555) 010-4477"}]}
-    await client.call("POST", f"/v1/continuations/{code}/redeem", keys["ivr"], {
-        "customer": caller, "conversation_id": "CA9f2", "channel": "voice",
-        "source": "acme-ivr"})
-    await client.call("POST", "/v1/verifications", keys["ivr"], {
+    await ivr.redeem(code, {"customer": caller, "conversation_id": "CA9f2", "channel": "voice",
+                            "source": "acme-ivr"})
+    await ivr.verify({
         "customer": {"identities": [{"kind": "phone", "value": "+15550104477"}]},
         "identity": {"kind": "account", "value": "88812345"}, "method": "pin", "level": "high",
         "channel": "voice", "conversation_id": "CA9f2", "source": "acme-ivr",
@@ -86,7 +82,7 @@ async def scenario(client: Client, keys: dict[str, str]) -> dict[str, Any]:
     def during_call(seconds: int) -> str:
         return (call + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
 
-    await client.call("POST", "/v1/conversations/CA9f2/turns", keys["ivr"], {
+    await ivr.append_turns("CA9f2", {
         "customer": caller, "channel": "voice", "source": "acme-ivr",
         "turns": [
             {"id": "c1", "role": "system", "text": "Caller entered continuation code",
@@ -95,50 +91,16 @@ async def scenario(client: Client, keys: dict[str, str]) -> dict[str, Any]:
              "ts": during_call(1)},
             {"id": "c3", "role": "customer", "text": "Agent please", "ts": during_call(2)},
         ]})
-    return await client.call("POST", f"/v1/handoffs/{handoff['id']}/accept", keys["agent"],
-                             {"agent_id": "agent-7"})
+    return await agent.accept(handoff.id, "agent-7")
 
 
-def _clock(iso: str | None) -> str:
-    return iso[11:16] if iso else "--:--"
+def format_brief(accepted: AcceptResult, now: datetime | None = None) -> str:
+    """The accepted hand-off and its brief as an agent would want to read them."""
+    return "\n\n".join([handoff_line(accepted.handoff),
+                        brief_text(accepted.context, now=now or datetime.now(UTC))])
 
 
-def format_brief(accepted: dict[str, Any]) -> str:
-    """The brief as an agent would want to read it."""
-    ho, ctx = accepted["handoff"], accepted["context"]
-    lines = [f"Hand-off {ho['id']}  queue {ho['queue']}  priority {ho['priority']}  "
-             f"reason {ho['reason']}  -> accepted by {ho['agent_id']}", ""]
-    lines.append(f"Customer {ctx['customer']['id']}")
-    verified = {(v["identity"]["kind"], v["identity"]["value"]): v
-                for v in ctx["verifications"] if not v["expired"]}
-    for ident in ctx["customer"]["identities"]:
-        v = verified.get((ident["kind"], ident["value"]))
-        if v:
-            how = (f"VERIFIED by {v['method']} ({v['level']}) on {v['channel']} at "
-                   f"{_clock(v['verified_at'])}, valid until {_clock(v['expires_at'])}")
-        else:
-            how = ("linked" if ident["linked"] else "stated, not verified") + \
-                  f" on {ident.get('channel') or '?'}"
-        lines.append(f"  {ident['kind']:<8} {ident['value']:<22} {how}")
-    lines += ["", "Facts"]
-    for key, fact in ctx["facts"].items():
-        lines.append(f"  {key:<14} {fact['value']!s:<20} "
-                     f"{'verified' if fact['verified'] else 'said'} on {fact['channel']} "
-                     f"at {_clock(fact['at'])}")
-    lines += ["", "Do not ask for: " + ", ".join(ctx["do_not_ask"])]
-    journey = "  ->  ".join(f"{j['channel']} {j['conversation_id']} {_clock(j['started_at'])}"
-                            for j in ctx["journey"])
-    lines += [f"Journey: {journey}", f"Summary: {ctx['summary']}"]
-    if ctx["flags"]:
-        lines.append("Flags: " + "; ".join(f"{f['kind']}: {f['term']} (turn {f['turn_id']})"
-                                           for f in ctx["flags"]))
-    lines += ["", "What they already said"]
-    for t in ctx["turns"]:
-        lines.append(f"  {_clock(t['ts'])} {t['channel']:<5} {t['role']:<8} {t['text']}")
-    return "\n".join(lines)
-
-
-async def _run_local(settings: Settings, redis_url: str) -> dict[str, Any]:
+async def _run_local(settings: Settings, redis_url: str) -> AcceptResult:
     """The scenario against a server started here, for the demo only, on `redis_url`."""
     app = create_app(settings.model_copy(update={"redis_url": redis_url}))
     runner = web.AppRunner(app)
@@ -150,20 +112,18 @@ async def _run_local(settings: Settings, redis_url: str) -> dict[str, Any]:
         keys = {role: (await apikeys.create(store, tenant="acme", role=role, name="demo",
                                             now_ms=0))[0]
                 for role in ("bot", "ivr", "agent")}
-        async with aiohttp.ClientSession() as http:
-            return await scenario(Client(http, f"http://127.0.0.1:{port}"), keys)
+        return await scenario(f"http://127.0.0.1:{port}", keys)
     finally:
         await runner.cleanup()
 
 
-async def _run_remote(settings: Settings, url: str, redis_url: str) -> dict[str, Any]:
+async def _run_remote(settings: Settings, url: str, redis_url: str) -> AcceptResult:
     """The scenario against a running server; keys are minted in its store at `redis_url`."""
     from handoff.cli import _create_key
 
     keys = {role: (await _create_key(redis_url, settings, "demo", role, "demo"))[0]
             for role in ("bot", "ivr", "agent")}
-    async with aiohttp.ClientSession() as http:
-        return await scenario(Client(http, url), keys)
+    return await scenario(url, keys)
 
 
 def run(settings: Settings, url: str | None = None) -> int:

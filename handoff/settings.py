@@ -26,11 +26,12 @@ class Settings(BaseSettings):
     redis_cluster: bool = Field(
         default=False, description="treat redis_url as a Redis Cluster seed node")
     data_dir: Path = Field(default=Path("handoff-data"), description="embedded Redis data folder")
-    host: str = "127.0.0.1"
-    port: int = 8080
-    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    host: str = Field(default="127.0.0.1", description="address to listen on (`--host`)")
+    port: int = Field(default=8080, description="port to listen on (`--port`)")
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024,
+                                description="larger request bodies get 413")
     redis_timeout: float = Field(default=2.0, gt=0, description="seconds before a command fails")
-    redis_max_connections: int = 256
+    redis_max_connections: int = Field(default=256, description="the command pool's size")
     retention_days: float = Field(default=30.0, gt=0,
                                   description="days of inactivity before a customer is deleted")
     tenant_retention_days: dict[str, float] = Field(
@@ -54,23 +55,31 @@ class Settings(BaseSettings):
         default=20, ge=1, description="failed authentications one address may make per minute")
     handoff_pending_seconds: int = Field(
         default=3600, ge=10, description="a pending hand-off expires after this long")
-    continuation_ttl_seconds: int = Field(default=900, ge=30)
-    continuation_digits: int = Field(default=6, ge=6, le=10)
+    continuation_ttl_seconds: int = Field(default=900, ge=30,
+                                          description="a continuation code's lifetime")
+    continuation_digits: int = Field(default=6, ge=6, le=10,
+                                     description="a continuation code's length")
     continuation_max_failures: int = Field(
         default=3, ge=1, description="wrong codes one conversation may enter before it is locked")
     redeem_attempts_per_minute: int = Field(
         default=10, ge=1, description="wrong codes one key or address may enter per minute")
-    brief_turns: int = Field(default=50, ge=1, le=500)
-    brief_handoffs: int = Field(default=10, ge=1, le=100)
+    brief_turns: int = Field(default=50, ge=1, le=500,
+                             description="turns in a brief unless ?turns= says otherwise")
+    brief_handoffs: int = Field(default=10, ge=1, le=100,
+                                description="hand-offs listed in a brief")
     brief_cache_size: int = Field(
         default=2000, ge=0, description="briefs each process keeps, rebuilt when their ETag moves")
     events_maxlen: int = Field(
         default=1000, ge=100, description="events kept per stream for Last-Event-ID replay")
     sweep_seconds: float = Field(default=15.0, gt=0, description="hand-off expiry sweep period")
-    lexicon: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_LEXICON))
-    human_request_terms: list[str] = Field(default_factory=lambda: list(DEFAULT_HUMAN_TERMS))
-    human_request_threshold: int = Field(default=2, ge=1)
-    log_level: str = "INFO"
+    lexicon: dict[str, list[str]] = Field(
+        default_factory=lambda: dict(DEFAULT_LEXICON),
+        description="risk and frustration terms flagged in customer turns")
+    human_request_terms: list[str] = Field(default_factory=lambda: list(DEFAULT_HUMAN_TERMS),
+                                           description="words that ask for a person")
+    human_request_threshold: int = Field(
+        default=2, ge=1, description="requests for a person before the brief flags it")
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
 
     @property
     def retention_ms(self) -> int:

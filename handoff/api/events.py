@@ -29,6 +29,9 @@ async def _serve(request: web.Request, customer_id: str | None) -> web.StreamRes
     deps = request.app[DEPS]
     after = events.check_last_event_id(
         request.headers.get("Last-Event-ID") or request.query.get("last_event_id"))
+    # A definite start, announced to the client, so a stream that drops before its first event
+    # still resumes without a gap.
+    after = await events.position(deps, request[PRINCIPAL].tenant, customer_id, after)
     feed = events.follow(deps, request[PRINCIPAL].tenant, customer_id, after, block_ms=BLOCK_MS)
     pressure = request.app[BACKPRESSURE]
     pressure.open_stream()
@@ -39,7 +42,7 @@ async def _serve(request: web.Request, customer_id: str | None) -> web.StreamRes
 
 
 async def _stream(request: web.Request, feed: AsyncGenerator[list[Event], None],
-                  after: str | None) -> web.StreamResponse:
+                  after: str) -> web.StreamResponse:
     first = await anext(feed)  # errors here are still a problem+json answer
     response = web.StreamResponse(headers={
         "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
@@ -47,9 +50,9 @@ async def _stream(request: web.Request, feed: AsyncGenerator[list[Event], None],
     await response.prepare(request)
     request.app[STREAMS].add(response)
     closing = request.app[CLOSING]
-    await response.write(b"retry: 2000\n\n")
+    await response.write(f"retry: 2000\nid: {after}\n\n".encode())
     batch = first
-    last = after
+    last: str = after
     reason = "server.closing"
     try:
         while True:

@@ -75,6 +75,11 @@ class Conversations:
         return self.known
 
 
+async def position(deps: Deps, tenant: str, customer_id: str | None, after: str | None) -> str:
+    """Where a stream starts: after `after`, or after its newest event so far."""
+    return after or await deps.store.last_event_id(deps.store.events_key(tenant, customer_id))
+
+
 async def follow(deps: Deps, tenant: str, customer_id: str | None, after: str | None,
                  *, block_ms: int = 15_000) -> AsyncGenerator[list[Event], None]:
     """Batches of events of a customer (or, with no customer, of the tenant's queue) after

@@ -1,0 +1,387 @@
+"""HandoffClient: every route of the service as a typed async method.
+
+    async with HandoffClient("http://127.0.0.1:8080", key) as handoff:
+        await handoff.append_turns("web-7f3a", {...})
+
+Bodies may be the `schemas` models or plain dicts (validated here, before anything is sent);
+answers are the `schemas` models. Errors are the exceptions of `handoff.client.errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Literal, TypeVar
+from urllib.parse import quote
+
+import aiohttp
+import msgpack
+from pydantic import BaseModel, ValidationError
+
+from handoff.client.errors import ProblemError, TransportError, problem_error
+from handoff.client.retry import NO_RETRY, RETRY_STATUSES, RetryPolicy, parse_retry_after
+from handoff.client.sse import EventStream
+from schemas.admin import ApiKey, AuditEntry, Erasure, KeyIn, NewKey, RotateIn
+from schemas.brief import AcceptResult, Brief
+from schemas.common import Health, Page, Problem
+from schemas.conversations import AppendResult, AppendTurns, FactsResult, PutFacts, Turn
+from schemas.handoffs import (
+    AcceptIn,
+    CancelIn,
+    Handoff,
+    HandoffIn,
+    RedeemIn,
+    RedeemResult,
+    ResolveIn,
+)
+from schemas.verification import VerifyIn, VerifyResult
+
+log = logging.getLogger("handoff.client")
+M = TypeVar("M", bound=BaseModel)
+Body = BaseModel | Mapping[str, Any]
+JSON, MSGPACK = "application/json", "application/msgpack"
+_PAGE_HANDOFFS, _PAGE_TURNS, _PAGE_AUDIT, _PAGE_KEYS = (
+    Page[Handoff], Page[Turn], Page[AuditEntry], Page[ApiKey])
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    content_type: str
+
+
+@dataclass(frozen=True)
+class BriefSnapshot:
+    """A brief with its ETag; `modified` is False when the service answered 304 and the brief
+    is the one passed in as `cached`."""
+
+    brief: Brief
+    etag: str
+    modified: bool = True
+
+
+def ref(value: str) -> str:
+    """A customer reference (`cus_...` or `kind:value`) as one path segment."""
+    return quote(value, safe=":@")
+
+
+def _model(model: type[M], body: Body | None) -> M:
+    if body is None:
+        return model()
+    if isinstance(body, model):
+        return body
+    if isinstance(body, BaseModel):
+        body = body.model_dump(exclude_unset=True)
+    return model.model_validate(body)
+
+
+class HandoffClient:
+    """An async client for one service URL and one API key.
+
+    `retry` bounds how often and how long a call is repeated after 429 or 503 (honouring
+    `Retry-After`) or a refused connection; `agent_id` is sent as `X-Agent-Id` for the audit
+    trail; `msgpack=True` speaks msgpack instead of JSON.
+    """
+
+    def __init__(self, url: str, key: str, *, retry: RetryPolicy | None = None,
+                 timeout: float = 10.0, agent_id: str | None = None, msgpack: bool = False,
+                 session: aiohttp.ClientSession | None = None) -> None:
+        self.url = url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {key}",
+                         "Accept": f"{MSGPACK if msgpack else JSON}, application/problem+json"}
+        if agent_id:
+            self._headers["X-Agent-Id"] = agent_id
+        self.retry = retry or RetryPolicy()
+        self.timeout = timeout
+        self._msgpack = msgpack
+        self._session = session
+        self._owns_session = session is None
+
+    async def __aenter__(self) -> HandoffClient:
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    # -- transport ------------------------------------------------------------------------
+
+    async def _send(self, method: str, path: str, *, body: BaseModel | None = None,
+                    params: Mapping[str, str | int | None] | None = None,
+                    headers: Mapping[str, str] | None = None, idempotent: bool = True,
+                    policy: RetryPolicy | None = None, ok: tuple[int, ...] = (200, 201)
+                    ) -> Answer:
+        """One call, retried within the policy; answers a 2xx/3xx or raises."""
+        policy = policy or self.retry
+        data, all_headers = None, {**self._headers, **(headers or {})}
+        if body is not None:
+            payload = body.model_dump(mode="json", exclude_unset=True)
+            if self._msgpack:
+                data, all_headers["Content-Type"] = msgpack.packb(payload), MSGPACK
+            else:
+                data = body.model_dump_json(exclude_unset=True).encode()
+                all_headers["Content-Type"] = JSON
+        query = {k: str(v) for k, v in (params or {}).items() if v is not None}
+        loop = asyncio.get_running_loop()
+        started, attempt = loop.time(), 0
+        timeout = aiohttp.ClientTimeout(total=self.timeout)
+        while True:
+            attempt += 1
+            retry_after: float | None = None
+            try:
+                async with self.session.request(method, self.url + path, data=data,
+                                                params=query, headers=all_headers,
+                                                timeout=timeout, allow_redirects=False) as r:
+                    answer = Answer(r.status, r.headers, await r.read(), r.content_type)
+            except (TimeoutError, aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError,
+                    aiohttp.ClientOSError) as exc:
+                # Refused means nothing was sent; otherwise only repeat what is safe to repeat.
+                safe = idempotent or isinstance(exc, aiohttp.ClientConnectorError)
+                wait = (policy.next_wait(attempt, None, policy.total - (loop.time() - started))
+                        if safe else None)
+                if wait is None:
+                    raise TransportError(f"{method} {path}: {type(exc).__name__}: {exc}"
+                                         ) from exc
+                log.info("%s %s: %s; retry %d in %.2fs", method, path, type(exc).__name__,
+                         attempt, wait)
+                await asyncio.sleep(wait)
+                continue
+            if answer.status in ok or answer.status == 304:
+                return answer
+            error = self._error(answer)
+            if answer.status in RETRY_STATUSES:
+                retry_after = error.retry_after
+                wait = policy.next_wait(attempt, retry_after,
+                                        policy.total - (loop.time() - started))
+                if wait is not None:
+                    log.info("%s %s: %d; retry %d in %.2fs", method, path, answer.status,
+                             attempt, wait)
+                    await asyncio.sleep(wait)
+                    continue
+            raise error
+
+    def _error(self, answer: Answer) -> ProblemError:
+        retry_after = parse_retry_after(answer.headers.get("Retry-After"))
+        try:
+            problem = Problem.model_validate_json(answer.body)
+        except ValidationError:
+            problem = Problem(title=f"HTTP {answer.status}", status=answer.status,
+                              detail=answer.body[:200].decode("utf-8", "replace") or None)
+        return problem_error(problem, retry_after)
+
+    def _decode(self, answer: Answer, model: type[M]) -> M:
+        if answer.content_type == MSGPACK:
+            return model.model_validate(msgpack.unpackb(answer.body, raw=False))
+        return model.model_validate_json(answer.body)
+
+    async def _call(self, model: type[M], method: str, path: str, **options: Any) -> M:
+        return self._decode(await self._send(method, path, **options), model)
+
+    # -- bots and IVRs --------------------------------------------------------------------
+
+    async def append_turns(self, conversation_id: str, body: AppendTurns | Body
+                           ) -> AppendResult:
+        """Append turns; a retried post with the same turn ids adds nothing."""
+        return await self._call(AppendResult, "POST",
+                                f"/v1/conversations/{quote(conversation_id, safe='')}/turns",
+                                body=_model(AppendTurns, body))
+
+    async def set_facts(self, customer: str, body: PutFacts | Body) -> FactsResult:
+        """Set facts of a customer (`cus_...` or `kind:value`), merged by key."""
+        return await self._call(FactsResult, "PUT", f"/v1/customers/{ref(customer)}/facts",
+                                body=_model(PutFacts, body))
+
+    async def verify(self, body: VerifyIn | Body) -> VerifyResult:
+        """Record that the customer proved an identity (ivr and agent keys)."""
+        return await self._call(VerifyResult, "POST", "/v1/verifications",
+                                body=_model(VerifyIn, body))
+
+    async def request_handoff(self, body: HandoffIn | Body, *,
+                              idempotency_key: str | None = None) -> Handoff:
+        """Ask for a human. Every retry of this call carries the same `Idempotency-Key` (one is
+        made up when none is given), so a lost answer never makes a second hand-off."""
+        key = idempotency_key or f"hc-{uuid.uuid4().hex}"
+        return await self._call(Handoff, "POST", "/v1/handoffs", body=_model(HandoffIn, body),
+                                headers={"Idempotency-Key": key})
+
+    async def cancel(self, handoff_id: str, *, note: str | None = None) -> Handoff:
+        """Withdraw a hand-off no agent has taken (bot and ivr keys)."""
+        body = CancelIn(note=note) if note is not None else CancelIn()
+        return await self._call(Handoff, "POST", f"/v1/handoffs/{ref(handoff_id)}/cancel",
+                                body=body, idempotent=False)
+
+    async def redeem(self, code: str, body: RedeemIn | Body) -> RedeemResult:
+        """Join the caller to the customer a continuation code was issued for (ivr keys)."""
+        return await self._call(RedeemResult, "POST",
+                                f"/v1/continuations/{quote(code, safe='')}/redeem",
+                                body=_model(RedeemIn, body), idempotent=False)
+
+    # -- agent desks ----------------------------------------------------------------------
+
+    async def list_handoffs(self, *, queue: str | None = None, status: str | None = None,
+                            limit: int | None = None, before: str | None = None
+                            ) -> Page[Handoff]:
+        """One page of the queue: most urgent first, then oldest first."""
+        return await self._call(_PAGE_HANDOFFS, "GET", "/v1/handoffs", params={
+            "queue": queue, "status": status, "limit": limit, "before": before})
+
+    async def iter_handoffs(self, *, queue: str | None = None, status: str | None = None,
+                            page_size: int = 100) -> AsyncIterator[Handoff]:
+        """Every hand-off of the queue, page after page."""
+        before: str | None = None
+        while True:
+            page = await self.list_handoffs(queue=queue, status=status, limit=page_size,
+                                            before=before)
+            for item in page.items:
+                yield item
+            if not page.next:
+                return
+            before = page.next
+
+    async def get_handoff(self, handoff_id: str) -> Handoff:
+        return await self._call(Handoff, "GET", f"/v1/handoffs/{ref(handoff_id)}")
+
+    async def accept(self, handoff_id: str, agent_id: str) -> AcceptResult:
+        """Claim a hand-off: the hand-off and the brief, or ConflictError if another agent has
+        it (a retry by the same agent answers the claim again)."""
+        return await self._call(AcceptResult, "POST", f"/v1/handoffs/{ref(handoff_id)}/accept",
+                                body=AcceptIn(agent_id=agent_id))
+
+    async def resolve(self, handoff_id: str, *, agent_id: str | None = None,
+                      note: str | None = None) -> Handoff:
+        fields = {k: v for k, v in (("agent_id", agent_id), ("note", note)) if v is not None}
+        return await self._call(Handoff, "POST", f"/v1/handoffs/{ref(handoff_id)}/resolve",
+                                body=ResolveIn(**fields), idempotent=False)
+
+    async def context(self, customer: str, *, turns: int | None = None,
+                      cached: BriefSnapshot | None = None) -> BriefSnapshot:
+        """The brief. Pass the previous snapshot as `cached`: if nothing changed the service
+        answers 304 and that snapshot comes back with `modified=False`."""
+        headers = {"If-None-Match": cached.etag} if cached else None
+        answer = await self._send("GET", f"/v1/customers/{ref(customer)}/context",
+                                  params={"turns": turns}, headers=headers)
+        etag = answer.headers.get("ETag", "")
+        if answer.status == 304 and cached is not None:
+            return BriefSnapshot(cached.brief, etag or cached.etag, modified=False)
+        return BriefSnapshot(self._decode(answer, Brief), etag)
+
+    async def turns(self, customer: str, *, limit: int | None = None,
+                    before: str | None = None) -> Page[Turn]:
+        """One page of the transcript, newest first."""
+        return await self._call(_PAGE_TURNS, "GET", f"/v1/customers/{ref(customer)}/turns",
+                                params={"limit": limit, "before": before})
+
+    async def iter_turns(self, customer: str, *, page_size: int = 500) -> AsyncIterator[Turn]:
+        """The whole transcript, newest first."""
+        before: str | None = None
+        while True:
+            page = await self.turns(customer, limit=page_size, before=before)
+            for item in page.items:
+                yield item
+            if not page.next:
+                return
+            before = page.next
+
+    def events(self, customer: str, *, last_event_id: str | None = None) -> EventStream:
+        """Live changes of one customer, resumed after `last_event_id` if given."""
+        return self._stream(f"/v1/customers/{ref(customer)}/events", last_event_id)
+
+    def queue_events(self, *, last_event_id: str | None = None) -> EventStream:
+        """Live changes of the tenant's hand-off queue."""
+        return self._stream("/v1/handoffs/events", last_event_id)
+
+    def _stream(self, path: str, last_event_id: str | None) -> EventStream:
+        async def opener(after: str | None) -> aiohttp.ClientResponse:
+            headers = {**self._headers, "Accept": "text/event-stream"}
+            if after:
+                headers["Last-Event-ID"] = after
+            # The service sends a keep-alive every few seconds: silence means a dead link.
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout,
+                                            sock_read=max(30.0, self.timeout))
+            try:
+                response = await self.session.get(self.url + path, headers=headers,
+                                                  timeout=timeout)
+            except (TimeoutError, aiohttp.ClientConnectionError) as exc:
+                raise TransportError(f"GET {path}: {type(exc).__name__}: {exc}") from exc
+            if response.status != 200:
+                answer = Answer(response.status, response.headers, await response.read(),
+                                response.content_type)
+                response.release()
+                raise self._error(answer)
+            return response
+
+        return EventStream(opener, last_event_id=last_event_id, policy=self.retry)
+
+    # -- operators ------------------------------------------------------------------------
+
+    async def erase(self, customer: str) -> Erasure:
+        """Erase everything of a customer (admin keys)."""
+        return await self._call(Erasure, "DELETE", f"/v1/customers/{ref(customer)}",
+                                idempotent=False)
+
+    async def audit(self, *, customer: str | None = None, limit: int | None = None,
+                    before: str | None = None) -> Page[AuditEntry]:
+        """Who read which customer's context, newest first (admin keys)."""
+        return await self._call(_PAGE_AUDIT, "GET", "/v1/admin/audit", params={
+            "customer": customer, "limit": limit, "before": before})
+
+    async def iter_audit(self, *, customer: str | None = None, page_size: int = 500
+                         ) -> AsyncIterator[AuditEntry]:
+        before: str | None = None
+        while True:
+            page = await self.audit(customer=customer, limit=page_size, before=before)
+            for item in page.items:
+                yield item
+            if not page.next:
+                return
+            before = page.next
+
+    async def list_keys(self) -> list[ApiKey]:
+        return (await self._call(_PAGE_KEYS, "GET", "/v1/admin/keys")).items
+
+    async def create_key(self, role: Literal["bot", "ivr", "agent", "admin"], *,
+                         name: str | None = None) -> NewKey:
+        """A new key of this tenant; its secret is in this answer only."""
+        body = KeyIn(role=role, name=name) if name is not None else KeyIn(role=role)
+        return await self._call(NewKey, "POST", "/v1/admin/keys", body=body, idempotent=False)
+
+    async def revoke_key(self, key_id: str) -> ApiKey:
+        return await self._call(ApiKey, "DELETE", f"/v1/admin/keys/{ref(key_id)}")
+
+    async def rotate_key(self, key_id: str, *, grace_seconds: int = 0) -> NewKey:
+        return await self._call(NewKey, "POST", f"/v1/admin/keys/{ref(key_id)}/rotate",
+                                body=RotateIn(grace_seconds=grace_seconds), idempotent=False)
+
+    # -- operations -----------------------------------------------------------------------
+
+    async def health(self) -> Health:
+        """`/healthz`: the process is alive."""
+        return await self._call(Health, "GET", "/healthz")
+
+    async def ready(self) -> Health:
+        """`/readyz`, answered as is (status "unavailable" while Redis is away), not retried."""
+        answer = await self._send("GET", "/readyz", policy=NO_RETRY, ok=(200, 503))
+        return self._decode(answer, Health)
+
+    async def openapi(self) -> dict[str, Any]:
+        """The service's OpenAPI document."""
+        document: dict[str, Any] = json.loads((await self._send("GET", "/openapi.json")).body)
+        return document

@@ -1,0 +1,95 @@
+"""Deployment files say what the service needs: checked structurally here (no container engine
+runs in the tests), and docs/configuration.md is exactly what Settings generates."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from handoff.configdoc import render
+from handoff.settings import Settings
+
+ROOT = Path(__file__).parent.parent
+VARIABLES = {f"HANDOFF_{name.upper()}" for name in Settings.model_fields}
+
+
+def test_the_configuration_page_is_what_settings_generates() -> None:
+    written = (ROOT / "docs" / "configuration.md").read_text()
+    assert written == render(), ("docs/configuration.md is stale: run "
+                                 "`python -m handoff.configdoc > docs/configuration.md`")
+    assert all(f"`{v}`" in written for v in VARIABLES)
+
+
+def test_compose_runs_two_replicas_behind_one_port_on_a_durable_redis() -> None:
+    compose: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    redis = services["redis"]
+    command = " ".join(redis["command"])
+    assert "--appendonly yes" in command
+    assert re.search(r"--appendfsync (always|everysec)", command)
+    assert "--maxmemory-policy noeviction" in command
+    volume = next(v for v in redis["volumes"] if v.endswith(":/data"))
+    assert volume.split(":")[0] in compose["volumes"]
+
+    replicas = {name: s for name, s in services.items() if s.get("build") == "."}
+    assert len(replicas) == 2
+    for service in replicas.values():
+        env = service["environment"]
+        assert set(env) <= VARIABLES, set(env) - VARIABLES
+        assert env["HANDOFF_REDIS_URL"].startswith("redis://redis:")
+        assert "redis" in service["depends_on"]
+        assert "ports" not in service, "replicas are reached through the balancer only"
+    port = {int(s["environment"]["HANDOFF_PORT"]) for s in replicas.values()}.pop()
+
+    balancer = services["lb"]
+    assert balancer["ports"] == ["8080:8080"]
+    mount = balancer["volumes"][0].split(":")
+    config = (ROOT / mount[0]).read_text()
+    upstreams = set(re.findall(r"^\s*server\s+([\w-]+):(\d+)", config, re.M))
+    assert upstreams == {(name, str(port)) for name in replicas}
+    assert re.search(r"listen\s+8080;", config)
+    assert "proxy_buffering off" in config, "event streams must not be buffered"
+
+
+def k8s() -> dict[str, dict[str, Any]]:
+    documents: dict[str, dict[str, Any]] = {}
+    for path in sorted((ROOT / "deploy" / "k8s").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            documents[doc["kind"]] = doc
+    return documents
+
+
+def test_the_kubernetes_deployment_probes_readyz_and_healthz_on_its_port() -> None:
+    docs = k8s()
+    deployment = docs["Deployment"]
+    spec = deployment["spec"]
+    assert spec["replicas"] >= 2
+    assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"][
+        "labels"].items()
+    (container,) = spec["template"]["spec"]["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["port"] in ports
+    assert int(docs["ConfigMap"]["data"]["HANDOFF_PORT"]) == ports["http"]
+    assert {"cpu", "memory"} <= set(container["resources"]["requests"])
+    assert {"cpu", "memory"} <= set(container["resources"]["limits"])
+    sources = {next(iter(s.values()))["name"] for s in container["envFrom"]}
+    assert sources == {docs["ConfigMap"]["metadata"]["name"], docs["Secret"]["metadata"]["name"]}
+
+    service = docs["Service"]
+    assert service["spec"]["selector"] == spec["selector"]["matchLabels"]
+    assert {p["targetPort"] for p in service["spec"]["ports"]} <= set(ports)
+
+
+def test_every_variable_the_deployment_sets_is_a_setting() -> None:
+    docs = k8s()
+    names = set(docs["ConfigMap"]["data"]) | set(docs["Secret"]["stringData"])
+    assert names <= VARIABLES, names - VARIABLES
+    assert "HANDOFF_REDIS_URL" in docs["Secret"]["stringData"]
+    kustomization = yaml.safe_load((ROOT / "deploy" / "k8s" / "kustomization.yaml").read_text())
+    assert all((ROOT / "deploy" / "k8s" / r).exists() for r in kustomization["resources"])
