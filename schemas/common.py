@@ -70,6 +70,7 @@ class Problem(Record):
     detail: str | None = None
     instance: str | None = None
     errors: list[ProblemError] | None = None
+    request_id: str | None = None
 
 
 class Health(Record):
