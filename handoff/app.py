@@ -71,7 +71,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_invalidations)
     app.cleanup_ctx.append(_sweeper)
     app.cleanup_ctx.append(_metrics)
-    app.on_response_prepare.append(access.echo_request_id)
+    app.on_response_prepare.append(access.on_prepare)
     app.on_shutdown.append(_close_streams)
     return app
 

@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from handoff import logs, metrics
-from handoff.api.state import PRINCIPAL, REQUEST_ID
+from handoff.api.state import PREPARED, PRINCIPAL, REQUEST_ID
 from handoff.services.masking import mask_text
 
 HEADER = "X-Request-ID"
@@ -46,21 +46,23 @@ async def access(request: web.Request, handler: Any) -> web.StreamResponse:
     context, token = logs.begin_request(rid)
     start = time.perf_counter()
     status = 500
-    stream = False
     try:
         response: web.StreamResponse = await handler(request)
         status = response.status
-        stream = response.content_type == "text/event-stream"
         return response
     except web.HTTPException as exc:  # redirects and the like, passed through on purpose
         status = exc.status
         raise
     except asyncio.CancelledError:
-        status = 499  # the client went away before the answer (nginx's code for it)
+        # An event stream whose client left keeps the status it was sent with; a request
+        # dropped before its answer gets nginx's code for "the client went away".
+        status = prepared.status if (prepared := request.get(PREPARED)) else 499
         raise
     finally:
         elapsed = time.perf_counter() - start
         route = route_of(request)
+        prepared = request.get(PREPARED)
+        stream = prepared is not None and prepared.content_type == "text/event-stream"
         metrics.request(request.method, route, status, None if stream else elapsed)
         principal = request.get(PRINCIPAL)
         log.info("%s %s %d", request.method, route or "-", status, extra={"fields": {
@@ -72,8 +74,9 @@ async def access(request: web.Request, handler: Any) -> web.StreamResponse:
         logs.end_request(token)
 
 
-async def echo_request_id(request: web.Request, response: web.StreamResponse) -> None:
+async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
     """Every answer names its request, event streams included (their headers go out early)."""
+    request[PREPARED] = response
     rid = request.get(REQUEST_ID)
     if rid is not None:
         response.headers[HEADER] = rid
