@@ -90,6 +90,11 @@ ACCEPT_RESULT: dict[str, Any] = {
                               "continuation_code": None},
     "context": BRIEF}
 
+PROBLEM: dict[str, Any] = {
+    "type": "https://handoff.dev/problems/conflict", "title": "Conflict", "status": 409,
+    "detail": "the hand-off is accepted by agent-7", "instance": f"/v1/handoffs/{HANDOFF}/accept",
+    "handoff_status": "accepted", "request_id": "4bf92f3577b34da6a3ce929d0e0e4736"}
+
 
 def examples(*bodies: dict[str, Any]) -> dict[str, Any]:
     """A model's `json_schema_extra`: its examples, as JSON Schema and OpenAPI 3.1 expect."""
