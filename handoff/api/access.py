@@ -9,6 +9,7 @@ template never does; the customer id is logged instead, when a service resolved 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 import uuid
@@ -64,13 +65,14 @@ async def access(request: web.Request, handler: Any) -> web.StreamResponse:
         prepared = request.get(PREPARED)
         stream = prepared is not None and prepared.content_type == "text/event-stream"
         metrics.request(request.method, route, status, None if stream else elapsed)
-        principal = request.get(PRINCIPAL)
-        log.info("%s %s %d", request.method, route or "-", status, extra={"fields": {
-            "request_id": rid, "method": request.method, "route": route, "status": status,
-            "latency_ms": round(elapsed * 1000, 2),
-            "tenant": principal.tenant if principal else None,
-            "key_id": principal.key_id if principal else None,
-            "customer_id": context.customer_id, "remote": request.remote}})
+        if log.isEnabledFor(logging.INFO):  # HANDOFF_LOG_LEVEL=WARNING: no access lines
+            principal = request.get(PRINCIPAL)
+            log.info("%s %s %d", request.method, route or "-", status, extra={"fields": {
+                "request_id": rid, "method": request.method, "route": route, "status": status,
+                "latency_ms": round(elapsed * 1000, 2),
+                "tenant": principal.tenant if principal else None,
+                "key_id": principal.key_id if principal else None,
+                "customer_id": context.customer_id, "remote": request.remote}})
         logs.end_request(token)
 
 
