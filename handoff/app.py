@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from adapters import ADAPTERS
-from handoff import logs
+from handoff import logs, metrics
 from handoff.api import (
+    access,
     admin,
     backpressure,
     conversations,
@@ -56,7 +57,8 @@ def create_app(settings: Settings) -> web.Application:
     if not settings.redis_url:
         raise ValueError("settings.redis_url is required (handoff serve starts one for you)")
     pressure = Backpressure(settings)
-    app = web.Application(middlewares=[problems, backpressure.middleware(pressure)],
+    app = web.Application(middlewares=[access.access, problems,
+                                       backpressure.middleware(pressure)],
                           client_max_size=settings.max_body_bytes,
                           handler_args={"max_field_size": 16384})
     app[BACKPRESSURE] = pressure
@@ -70,6 +72,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_invalidations)
     app.cleanup_ctx.append(_sweeper)
+    app.cleanup_ctx.append(_metrics)
+    app.on_response_prepare.append(access.on_prepare)
     app.on_shutdown.append(_close_streams)
     return app
 
@@ -122,6 +126,16 @@ async def _sweeper(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(run(), name="handoff-expiry-sweep")
     yield
     await _stop(task)
+
+
+async def _metrics(app: web.Application) -> AsyncIterator[None]:
+    """Count this process among the live ones and time its store operations."""
+    # Blocking stream reads wait for news by design: their time is no Redis latency.
+    metrics.time_store(app[DEPS].store,
+                       skip=frozenset({"close", "wait_events", "follow_invalidations"}))
+    metrics.PROCESSES.inc()
+    yield
+    metrics.PROCESSES.dec()
 
 
 async def _stop(task: asyncio.Task[None]) -> None:

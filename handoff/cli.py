@@ -34,7 +34,9 @@ from schemas.brief import Brief
 def _settings(args: argparse.Namespace) -> Settings:
     overrides = {k: v for k, v in (("host", getattr(args, "host", None)),
                                    ("port", getattr(args, "port", None)),
-                                   ("data_dir", getattr(args, "data_dir", None))) if v is not None}
+                                   ("data_dir", getattr(args, "data_dir", None)),
+                                   ("log_format", getattr(args, "log_format", None)))
+                 if v is not None}
     return Settings(**overrides)
 
 
@@ -48,14 +50,15 @@ def _store_for(settings: Settings) -> tuple[AbstractContextManager[object], str]
 
 def serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     embedded, url = _store_for(settings)
     with embedded:
         if isinstance(embedded, EmbeddedRedis):
             logs.logger("handoff").info("embedded Redis in %s", embedded.data_dir)
         if args.workers > 1:
             return supervise(args.workers, ["--host", settings.host, "--port",
-                                            str(settings.port)], url)
+                                            str(settings.port), "--log-format",
+                                            settings.log_format], url)
         app = create_app(settings.model_copy(update={"redis_url": url}))
         web.run_app(app, host=settings.host, port=settings.port, shutdown_timeout=10,
                     reuse_port=args.reuse_port or None,
@@ -224,6 +227,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--data-dir", type=Path)
     p.add_argument("--workers", type=int, default=1,
                    help="server processes sharing the port (SO_REUSEPORT)")
+    p.add_argument("--log-format", choices=("auto", "json", "text"),
+                   help="json lines, text for a person, or auto (the default): text on a "
+                        "terminal, json otherwise")
     p.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=serve)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -80,6 +81,9 @@ class Settings(BaseSettings):
     human_request_threshold: int = Field(
         default=2, ge=1, description="requests for a person before the brief flags it")
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+    log_format: Literal["auto", "json", "text"] = Field(
+        default="auto", description="json: one JSON object per line; text: for a person; "
+                                    "auto: text on a terminal, json anywhere else")
 
     @property
     def retention_ms(self) -> int:

@@ -2,18 +2,22 @@
 
 The parent only supervises: it starts the workers, restarts one that dies, and on SIGTERM or
 SIGINT passes the signal on and waits for them all (each finishes its in-flight requests).
+It also gives them one fresh metrics folder, so `/metrics` on any worker sums all of them,
+and removes it when they are all gone.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from types import FrameType
 
-from handoff import logs
+from handoff import logs, metrics
 
 log = logs.logger("handoff.workers")
 RESTART_PAUSE = 1.0
@@ -21,7 +25,15 @@ RESTART_PAUSE = 1.0
 
 def supervise(count: int, argv: list[str], redis_url: str) -> int:
     """Run `count` copies of `handoff serve argv` until told to stop; their worst exit code."""
-    env = {**os.environ, "HANDOFF_REDIS_URL": redis_url}
+    shared = tempfile.mkdtemp(prefix="handoff-metrics-")
+    try:
+        return _supervise(count, argv, {**os.environ, "HANDOFF_REDIS_URL": redis_url,
+                                        metrics.MULTIPROC_ENV: shared}, shared)
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+
+
+def _supervise(count: int, argv: list[str], env: dict[str, str], shared: str) -> int:
     command = [sys.executable, "-m", "handoff.cli", "serve", "--reuse-port", *argv]
     workers = [subprocess.Popen(command, env=env) for _ in range(count)]
     stopping = threading.Event()
@@ -40,6 +52,7 @@ def supervise(count: int, argv: list[str], redis_url: str) -> int:
                 if worker.poll() is not None and not stopping.wait(RESTART_PAUSE):
                     log.warning("worker %d exited with %s; restarting", worker.pid,
                                 worker.returncode)
+                    metrics.process_exited(worker.pid, shared)
                     workers[n] = subprocess.Popen(command, env=env)
         return max((w.wait() for w in workers), default=0)
     finally:

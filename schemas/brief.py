@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from pydantic import ConfigDict
+
+from schemas import examples as ex
 from schemas.common import Record
 from schemas.conversations import Fact, Turn
 from schemas.handoffs import Handoff
@@ -48,6 +51,8 @@ class Merge(Record):
 
 
 class Brief(Record):
+    model_config = ConfigDict(json_schema_extra=ex.examples(ex.BRIEF))
+
     customer: CustomerView
     verifications: list[Verification]
     facts: dict[str, Fact]
@@ -62,5 +67,7 @@ class Brief(Record):
 
 
 class AcceptResult(Record):
+    model_config = ConfigDict(json_schema_extra=ex.examples(ex.ACCEPT_RESULT))
+
     handoff: Handoff
     context: Brief

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from schemas import examples as ex
+
 Channel = Literal["chat", "voice", "sms", "email", "social", "other"]
 Role = Literal["bot", "ivr", "agent", "admin"]
 TurnRole = Literal["customer", "bot", "agent", "system"]
@@ -64,12 +66,15 @@ class ProblemError(Record):
 class Problem(Record):
     """RFC 9457 problem details."""
 
+    model_config = ConfigDict(json_schema_extra=ex.examples(ex.PROBLEM))
+
     type: str = "about:blank"
     title: str
     status: int
     detail: str | None = None
     instance: str | None = None
     errors: list[ProblemError] | None = None
+    request_id: str | None = None
 
 
 class Health(Record):

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AwareDatetime, Field, StringConstraints
+from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints
 
+from schemas import examples as ex
 from schemas.common import Channel, CustomerRef, Model, Name, Record, TurnRole
 
 Scalar = str | int | float | bool
@@ -38,6 +39,7 @@ class TurnIn(Model):
 class AppendTurns(Model):
     """Turns for one conversation; `customer`, `channel`, `source` are needed on the first post."""
 
+    model_config = ConfigDict(json_schema_extra=ex.examples(ex.APPEND_TURNS))
     customer: CustomerRef | None = None
     channel: Channel | None = None
     source: Name | None = None
@@ -46,6 +48,8 @@ class AppendTurns(Model):
 
 
 class AppendResult(Record):
+    model_config = ConfigDict(json_schema_extra=ex.examples(ex.APPEND_RESULT))
+
     customer_id: str
     conversation_id: str
     appended: int

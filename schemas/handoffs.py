@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints
 
+from schemas import examples as ex
 from schemas.common import Channel, CustomerRef, Model, Name, Record, ShortText, Slug
 
 Reason = Literal["customer_request", "bot_failure", "high_value", "frustration", "risk", "policy"]
@@ -15,6 +16,8 @@ Priority = Annotated[int, Field(ge=1, le=5, description="1 is the most urgent")]
 
 
 class HandoffIn(Model):
+    model_config = ConfigDict(json_schema_extra=ex.examples(ex.HANDOFF_IN))
+
     customer: CustomerRef | None = None
     conversation_id: Name | None = None
     channel: Channel | None = None
@@ -28,6 +31,8 @@ class HandoffIn(Model):
 
 
 class Handoff(Record):
+    model_config = ConfigDict(json_schema_extra=ex.examples(ex.HANDOFF_OUT))
+
     id: str
     status: Status
     customer_id: str
@@ -51,6 +56,8 @@ class Handoff(Record):
 
 
 class AcceptIn(Model):
+    model_config = ConfigDict(json_schema_extra=ex.examples(ex.ACCEPT_IN))
+
     agent_id: Name
 
 
@@ -64,6 +71,8 @@ class CancelIn(Model):
 
 
 class RedeemIn(Model):
+    model_config = ConfigDict(json_schema_extra=ex.examples(ex.REDEEM_IN))
+
     customer: CustomerRef | None = None
     conversation_id: Name
     channel: Channel = "voice"
@@ -71,6 +80,8 @@ class RedeemIn(Model):
 
 
 class RedeemResult(Record):
+    model_config = ConfigDict(json_schema_extra=ex.examples(ex.REDEEM_RESULT))
+
     customer_id: str
     handoff_id: str | None = None
     merged: list[str] = []

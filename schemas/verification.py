@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
+from schemas import examples as ex
 from schemas.common import Channel, CustomerRef, Identity, Model, Name, Record
 
 Method = Literal["pin", "otp", "kba", "voice_biometrics", "document", "agent", "other"]
@@ -16,6 +17,7 @@ Level = Literal["low", "medium", "high"]
 class VerifyIn(Model):
     """An `ivr` or `agent` key states that the customer proved `identity`."""
 
+    model_config = ConfigDict(json_schema_extra=ex.examples(ex.VERIFY_IN))
     customer: CustomerRef | None = None
     conversation_id: Name | None = None
     identity: Identity
@@ -27,6 +29,8 @@ class VerifyIn(Model):
 
 
 class VerifyResult(Record):
+    model_config = ConfigDict(json_schema_extra=ex.examples(ex.VERIFY_RESULT))
+
     customer_id: str
     verified: bool
     merged: list[str]

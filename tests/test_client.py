@@ -86,6 +86,7 @@ async def test_every_route_has_a_client_method_and_the_whole_story_runs_through_
 
         assert (await bot.health()).status == "ok"
         assert (await bot.ready()).redis == "up"
+        assert "handoff_http_requests_total" in await bot.metrics()
         assert "/v1/handoffs" in (await bot.openapi())["paths"]
 
         queue = await agent.queue_events().open()

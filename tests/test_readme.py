@@ -23,7 +23,7 @@ async def test_every_route_of_the_service_is_in_the_readme(client: TestClient[An
                                                            ) -> None:
     document = await (await client.get("/openapi.json")).json()
     # The README writes paths as in the API, with `{name}` placeholders.
-    documented = set(re.findall(r"(/v1/[^\s`?,]+|/healthz|/readyz|/openapi\.json|/docs)",
+    documented = set(re.findall(r"(/v1/[^\s`?,]+|/healthz|/readyz|/metrics|/openapi\.json|/docs)",
                                 README))
     missing = sorted(p for p in document["paths"] if p not in documented)
     assert not missing, f"add these routes to the README's API table: {missing}"

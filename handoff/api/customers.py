@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from handoff import metrics
 from handoff.api import params
 from handoff.api.bodies import parse, render
 from handoff.api.routing import Query, Routes
@@ -41,7 +42,10 @@ async def context(request: web.Request) -> web.StreamResponse:
                                    params.viewer(request))
     if result is None:
         return web.Response(status=304, headers={"ETag": tag})
-    return render(request, result, headers={"ETag": tag, "Cache-Control": "private, no-cache"})
+    response = render(request, result,
+                      headers={"ETag": tag, "Cache-Control": "private, no-cache"})
+    metrics.brief(response.content_length or 0, len(result.turns))
+    return response
 
 
 @routes.route("GET", "/v1/customers/{ref}/turns", roles=("agent",),

@@ -8,6 +8,7 @@ from collections.abc import AsyncGenerator
 
 from aiohttp import web
 
+from handoff import metrics
 from handoff.api import params
 from handoff.api.routing import Query, Routes
 from handoff.api.state import BACKPRESSURE, CLOSING, DEPS, PRINCIPAL, STREAMS
@@ -50,24 +51,25 @@ async def _stream(request: web.Request, feed: AsyncGenerator[list[Event], None],
     await response.prepare(request)
     request.app[STREAMS].add(response)
     closing = request.app[CLOSING]
-    await response.write(f"retry: 2000\nid: {after}\n\n".encode())
     batch = first
     last: str = after
     reason = "server.closing"
     try:
-        while True:
-            for event in batch:
-                await response.write(_frame(event))
-                last = event.id
-            if not batch:
-                await response.write(b": keep-alive\n\n")
-            if closing.is_set():
-                break
-            try:
-                batch = await anext(feed)
-            except StoreUnavailable:
-                reason = "server.unavailable"  # headers are sent: say so in the stream
-                break
+        with metrics.EVENT_STREAMS.track_inprogress():
+            await response.write(f"retry: 2000\nid: {after}\n\n".encode())
+            while True:
+                for event in batch:
+                    await response.write(_frame(event))
+                    last = event.id
+                if not batch:
+                    await response.write(b": keep-alive\n\n")
+                if closing.is_set():
+                    break
+                try:
+                    batch = await anext(feed)
+                except StoreUnavailable:
+                    reason = "server.unavailable"  # headers are sent: say so in the stream
+                    break
     except ConnectionResetError:
         return response  # the client left
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from handoff import metrics
 from handoff.api import params
 from handoff.api.bodies import parse, render
 from handoff.api.routing import Query, Routes
@@ -70,7 +71,10 @@ async def accept(request: web.Request) -> web.StreamResponse:
                                      deps.settings.brief_turns)
     await audit.record(deps, principal, context.customer.id, "accept",
                        audit.Viewer(agent_id=body.agent_id, address=request.remote))
-    return render(request, AcceptResult(handoff=record, context=context), headers={"ETag": tag})
+    response = render(request, AcceptResult(handoff=record, context=context),
+                      headers={"ETag": tag})
+    metrics.brief(response.content_length or 0, len(context.turns))
+    return response
 
 
 @routes.route("POST", "/v1/handoffs/{id}/resolve", roles=("agent",), body=ResolveIn,

@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from handoff import logs
+from handoff.api.access import route_of
 from handoff.api.state import PRINCIPAL
 from handoff.errors import HandoffError, StoreUnavailable, TooManyRequests, Unprocessable
 from handoff.services.masking import mask_text
@@ -28,6 +29,9 @@ def problem(status: int, *, title: str | None = None, detail: str | None = None,
     if errors is not None:
         body["errors"] = errors
     body.update(extra or {})
+    context = logs.current_request()
+    if context is not None:  # lets a caller's bug report point at our log line
+        body["request_id"] = context.request_id
     return web.json_response(body, status=status, content_type=PROBLEM, headers=headers)
 
 
@@ -49,7 +53,7 @@ async def problems(request: web.Request, handler: Any) -> web.StreamResponse:
             return await handler(request)  # type: ignore[no-any-return]
     except HandoffError as exc:
         if exc.status >= 500:
-            log.warning("%s %s: %s", request.method, request.path, exc.detail)
+            log.warning("%s %s: %s", request.method, route_of(request) or "-", exc.detail)
         return _from_error(request, exc)
     except web.HTTPException as exc:
         if exc.status < 400:
@@ -61,7 +65,8 @@ async def problems(request: web.Request, handler: Any) -> web.StreamResponse:
         return problem(exc.status, detail=detail, instance=mask_text(request.path), headers=headers)
     except Exception:
         principal = request.get(PRINCIPAL)
-        log.exception("unhandled error on %s %s (tenant %s)", request.method, request.path,
+        log.exception("unhandled error on %s %s (tenant %s)", request.method,
+                      route_of(request) or "-",
                       principal.tenant if principal else "-")
         return problem(500, detail="an unexpected error; it has been logged",
                        instance=mask_text(request.path))

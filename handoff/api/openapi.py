@@ -22,6 +22,7 @@ MEDIA = ("application/json", "application/msgpack")
 
 
 def document(endpoints: list[Endpoint]) -> dict[str, Any]:
+    endpoints = [e for e in endpoints if e.in_schema]  # not the docs page's script files
     models: list[type[BaseModel]] = [Problem]
     for e in endpoints:
         models += [m for m in (e.body, e.response) if m is not None]

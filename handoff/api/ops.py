@@ -1,12 +1,14 @@
-"""Operations: liveness, readiness, the API description."""
+"""Operations: liveness, readiness, metrics, the API description and its docs page."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from handoff import metrics
+from handoff.api import apidocs
 from handoff.api.routing import Routes
 from handoff.api.state import DEPS, OPENAPI
-from handoff.errors import StoreUnavailable
+from handoff.errors import NotFound, StoreUnavailable
 from schemas.common import Health
 
 routes = Routes()
@@ -33,23 +35,28 @@ async def openapi(request: web.Request) -> web.StreamResponse:
     return web.json_response(request.app[OPENAPI])
 
 
-DOCS = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>handoff API</title><style>
-body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}
-code{background:#f3f3f3;padding:0 .3em}h2{margin-top:2rem}.m{font-weight:700;width:4rem;
-display:inline-block}</style></head><body><h1>handoff API</h1>
-<p>The machine-readable description is <a href="/openapi.json">/openapi.json</a>.</p>
-<div id="ops">Loading…</div><script>
-fetch('/openapi.json').then(r=>r.json()).then(doc=>{const el=document.getElementById('ops');
-el.textContent='';for(const [path,ops] of Object.entries(doc.paths)){for(const [m,op] of
-Object.entries(ops)){const p=document.createElement('p');const b=document.createElement('span');
-b.className='m';b.textContent=m.toUpperCase();const c=document.createElement('code');
-c.textContent=path;p.append(b,c,document.createTextNode(' '+op.summary+
-(op.description?' ('+op.description+')':'')));el.append(p);}}});</script></body></html>"""
+@routes.route("GET", "/metrics", roles=None, produces="text/plain",
+              summary="Prometheus metrics, summed over every worker process")
+async def prometheus(request: web.Request) -> web.StreamResponse:
+    # The exposition format's own type carries a `version=` parameter aiohttp will not split.
+    return web.Response(body=metrics.exposition(), headers={"Content-Type": metrics.CONTENT_TYPE})
 
 
 @routes.route("GET", "/docs", roles=None, produces="text/html",
-              summary="Human-readable API reference (no external assets)")
+              summary="The API reference: Swagger UI over /openapi.json, no external assets")
 async def docs(request: web.Request) -> web.StreamResponse:
-    return web.Response(text=DOCS, content_type="text/html")
+    return web.Response(text=apidocs.PAGE, content_type="text/html",
+                        headers={"Content-Security-Policy": apidocs.POLICY})
 
+
+@routes.route("GET", "/docs/assets/{name}", roles=None, produces="application/octet-stream",
+              summary="The docs page's scripts and styles", in_schema=False)
+async def docs_asset(request: web.Request) -> web.StreamResponse:
+    name = request.match_info["name"]
+    if name == apidocs.INIT_NAME:
+        return web.Response(text=apidocs.INIT, content_type="text/javascript",
+                            headers={"Cache-Control": "no-cache"})
+    path = apidocs.asset(name)
+    if path is None:
+        raise NotFound("no such file")
+    return web.FileResponse(path, headers={"Cache-Control": "public, max-age=86400"})

@@ -38,6 +38,7 @@ class Endpoint:
     query: tuple[Query, ...] = ()
     produces: str = "application/json"
     headers: tuple[Query, ...] = ()
+    in_schema: bool = True
 
 
 class Routes:
@@ -50,12 +51,13 @@ class Routes:
               body: type[BaseModel] | None = None, body_optional: bool = False,
               response: type[BaseModel] | None = None, status: int = 200,
               query: tuple[Query, ...] = (), produces: str = "application/json",
-              headers: tuple[Query, ...] = ()) -> Callable[[Handler], Handler]:
+              headers: tuple[Query, ...] = (), in_schema: bool = True
+              ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             guarded = handler if roles is None else _guard(handler, frozenset(roles))
             self.endpoints.append(Endpoint(
                 method, path, guarded, None if roles is None else frozenset(roles), summary,
-                body, body_optional, response, status, query, produces, headers))
+                body, body_optional, response, status, query, produces, headers, in_schema))
             return guarded
         return register
 

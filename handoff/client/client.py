@@ -381,6 +381,10 @@ class HandoffClient:
         answer = await self._send("GET", "/readyz", policy=NO_RETRY, ok=(200, 503))
         return self._decode(answer, Health)
 
+    async def metrics(self) -> str:
+        """`/metrics` in Prometheus' text format, for a quick look without a Prometheus."""
+        return (await self._send("GET", "/metrics")).body.decode()
+
     async def openapi(self) -> dict[str, Any]:
         """The service's OpenAPI document."""
         document: dict[str, Any] = json.loads((await self._send("GET", "/openapi.json")).body)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from handoff import ids
+from handoff import ids, logs, metrics
 from handoff.errors import Conflict, NotFound, Unprocessable
 from handoff.services import continuations, identity
 from handoff.services.conversations import conversation_record
@@ -81,6 +81,8 @@ async def create(deps: Deps, principal: Principal, body: HandoffIn,
                             [{"loc": ["header", "Idempotency-Key"], "msg": "reused key"}])
     if outcome == "existing":
         await continuations.discard(deps, tenant, code)
+    else:
+        metrics.handoff(tenant, body.queue, "requested")
     found = await deps.store.get_handoffs(tenant, [final_id])
     if not found:  # the hand-off this key made was erased since; the key may not make another
         raise Conflict("the hand-off this Idempotency-Key created no longer exists")
@@ -112,6 +114,7 @@ async def _load(deps: Deps, tenant: str, ho_id: str) -> dict[str, str]:
     found = await deps.store.get_handoffs(tenant, [ho_id])
     if not found:
         raise NotFound("no such hand-off")
+    logs.note_customer(found[0]["customer_id"])
     return found[0]
 
 
@@ -125,6 +128,7 @@ async def _transition(deps: Deps, principal: Principal, ho_id: str, *, allowed: 
     if outcome.result == "missing":
         raise NotFound("no such hand-off")
     if outcome.expired_now:
+        metrics.handoff(tenant, current["queue"], "expired")
         await _mirror(deps, tenant, outcome.record, "handoff.expired")
     if outcome.result == "conflict":
         who = outcome.record.get("agent_id")
@@ -156,6 +160,8 @@ async def accept(deps: Deps, principal: Principal, ho_id: str, agent_id: str) ->
         if current["status"] == "accepted" and current.get("agent_id") == agent_id:
             return view(current)
         raise
+    metrics.accepted(principal.tenant, record["queue"], int(record["created_ms"]),
+                     int(record["accepted_ms"]))
     return view(record)
 
 
@@ -169,16 +175,20 @@ async def resolve(deps: Deps, principal: Principal, ho_id: str, agent_id: str | 
         if current.get("agent_id") and current["agent_id"] != agent_id:
             raise Conflict(f"the hand-off is accepted by {current['agent_id']}")
         fields["agent_id"] = agent_id
-    return view(await _transition(deps, principal, ho_id, allowed=["pending", "accepted"],
-                                  target="resolved", event="handoff.resolved", fields=fields))
+    record = await _transition(deps, principal, ho_id, allowed=["pending", "accepted"],
+                               target="resolved", event="handoff.resolved", fields=fields)
+    metrics.handoff(principal.tenant, record["queue"], "resolved")
+    return view(record)
 
 
 async def cancel(deps: Deps, principal: Principal, ho_id: str, note: str | None) -> Handoff:
     """A bot or IVR withdraws a request no agent has taken yet."""
     fields = {"closed_ms": str(deps.now_ms()),
               "note": deps.privacy.mask(principal.tenant, note or "")}
-    return view(await _transition(deps, principal, ho_id, allowed=["pending"],
-                                  target="cancelled", event="handoff.cancelled", fields=fields))
+    record = await _transition(deps, principal, ho_id, allowed=["pending"],
+                               target="cancelled", event="handoff.cancelled", fields=fields)
+    metrics.handoff(principal.tenant, record["queue"], "cancelled")
+    return view(record)
 
 
 def encode_cursor(record: dict[str, str]) -> str:
@@ -215,6 +225,7 @@ async def expire_due(deps: Deps, tenant: str, limit: int = 200) -> int:
             event="handoff.expired", fields={}, now_ms=deps.now_ms(),
             retention_ms=deps.retention_ms(tenant))
         if outcome.expired_now:
+            metrics.handoff(tenant, record["queue"], "expired")
             await _mirror(deps, tenant, outcome.record, "handoff.expired")
             expired += 1
     return expired

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import phonenumbers
 
-from handoff import ids
+from handoff import ids, logs
 from handoff.errors import NotFound, Unprocessable
 from handoff.services.deps import Deps, Principal
 from handoff.services.masking import mask_text
@@ -168,6 +168,7 @@ async def resolve_writer(deps: Deps, principal: Principal, *, conversation_id: s
                 owners.update({k: cus_id for k in others})
     linked = [i for i in idents if owners.get(i.key) == cus_id]
     claims = [i for i in idents if owners.get(i.key) != cus_id]
+    logs.note_customer(cus_id)
     return Resolved(cus_id, created, bool(conversations), linked, claims)
 
 
@@ -187,7 +188,9 @@ async def resolve_ref(deps: Deps, principal: Principal, ref: str, *, follow: boo
         cus_id = owners.get(ident.key)
     if cus_id is None:
         raise NotFound("no such customer")
-    return await survivor(deps, tenant, cus_id) if follow else cus_id
+    found = await survivor(deps, tenant, cus_id) if follow else cus_id
+    logs.note_customer(found)
+    return found
 
 
 async def survivor(deps: Deps, tenant: str, cus_id: str) -> str:

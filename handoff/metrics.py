@@ -1,0 +1,165 @@
+"""Prometheus metrics: every metric object of the service and the small functions that feed them.
+
+Labels stay bounded: routes are templates (`/v1/customers/{ref}/context`), never raw paths;
+queue and fact names come from callers, so each keeps only its first `LABEL_BUDGET` distinct
+values per process and counts the rest under `_other`; customer ids are never a label.
+
+With `handoff serve --workers N` the supervisor gives every worker one fresh
+`PROMETHEUS_MULTIPROC_DIR`; prometheus-client then keeps each process's samples in files there
+and `/metrics`, answered by any worker, sums them (gauges: over live processes only).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+OTHER = "_other"
+LABEL_BUDGET = 500
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+HandoffEvent = Literal["requested", "accepted", "expired", "cancelled", "resolved"]
+WebhookOutcome = Literal["delivered", "retried", "failed"]
+
+# Seconds; a Redis-backed request is a few milliseconds, a slow one is the 2 s command timeout.
+LATENCY_BUCKETS = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1.0, 2.5, 5.0)
+REDIS_BUCKETS = (.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1.0, 2.5)
+# Seconds a customer waits for a human: the figure a contact centre lives by.
+WAIT_BUCKETS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0)
+BRIEF_BYTES_BUCKETS = (1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0)
+BRIEF_TURNS_BUCKETS = (0.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0)
+
+REQUESTS = Counter("handoff_http_requests", "HTTP requests answered, by route template and status",
+                   ["method", "route", "status"])
+REQUEST_SECONDS = Histogram("handoff_http_request_duration_seconds",
+                            "Time to answer a request (event streams excluded)",
+                            ["method", "route"], buckets=LATENCY_BUCKETS)
+REDIS_SECONDS = Histogram("handoff_redis_operation_duration_seconds",
+                          "Time of one store operation (one Redis round trip, a pipeline or a "
+                          "script; a few operations take two or three)",
+                          ["operation"], buckets=REDIS_BUCKETS)
+HANDOFFS = Counter("handoff_handoffs", "Hand-off lifecycle events, by tenant and queue",
+                   ["tenant", "queue", "event"])
+TIME_TO_ACCEPT = Histogram("handoff_handoff_time_to_accept_seconds",
+                           "From a hand-off's request to an agent accepting it",
+                           ["tenant", "queue"], buckets=WAIT_BUCKETS)
+BRIEF_BYTES = Histogram("handoff_brief_bytes", "Size of a context brief as sent",
+                        buckets=BRIEF_BYTES_BUCKETS)
+BRIEF_TURNS = Histogram("handoff_brief_turns", "Turns in a context brief as sent",
+                        buckets=BRIEF_TURNS_BUCKETS)
+EVENT_STREAMS = Gauge("handoff_event_streams", "Server-sent event streams open now",
+                      multiprocess_mode="livesum")
+PROCESSES = Gauge("handoff_processes", "Server processes running now",
+                  multiprocess_mode="livesum")
+REASKS = Counter("handoff_reasks", "Agents asking for something the brief already had",
+                 ["tenant", "fact"])
+WEBHOOKS = Counter("handoff_webhook_deliveries", "Outbound webhook attempts, by outcome",
+                   ["outcome"])
+
+
+class LabelBudget:
+    """The first `size` distinct values of a caller-chosen label; later ones become `_other`."""
+
+    def __init__(self, size: int = LABEL_BUDGET) -> None:
+        self.size = size
+        self.seen: set[tuple[str, ...]] = set()
+
+    def __call__(self, *values: str) -> tuple[str, ...]:
+        if values in self.seen:
+            return values
+        if len(self.seen) >= self.size:
+            return (*values[:-1], OTHER)
+        self.seen.add(values)
+        return values
+
+
+_queues = LabelBudget()
+_facts = LabelBudget()
+
+
+def request(method: str, route: str | None, status: int, seconds: float | None) -> None:
+    """One answered request; `seconds` is None for an event stream (its length is no latency)."""
+    method = method if method in METHODS else "OTHER"
+    route = route or "unmatched"
+    REQUESTS.labels(method, route, str(status)).inc()
+    if seconds is not None:
+        REQUEST_SECONDS.labels(method, route).observe(seconds)
+
+
+def handoff(tenant: str, queue: str, event: HandoffEvent) -> None:
+    """A hand-off was requested, accepted, expired, cancelled or resolved."""
+    tenant, queue = _queues(tenant, queue)
+    HANDOFFS.labels(tenant, queue, event).inc()
+
+
+def accepted(tenant: str, queue: str, created_ms: int, accepted_ms: int) -> None:
+    """A hand-off was accepted: count it and how long the customer waited for it."""
+    handoff(tenant, queue, "accepted")
+    tenant, queue = _queues(tenant, queue)
+    TIME_TO_ACCEPT.labels(tenant, queue).observe(max(0, accepted_ms - created_ms) / 1000)
+
+
+def brief(size_bytes: int, turns: int) -> None:
+    """A context brief went out to an agent."""
+    BRIEF_BYTES.observe(size_bytes)
+    BRIEF_TURNS.observe(turns)
+
+
+def reask(tenant: str, fact: str) -> None:
+    """An agent asked for `fact` although the brief already had it."""
+    REASKS.labels(*_facts(tenant, fact)).inc()
+
+
+def webhook_delivery(outcome: WebhookOutcome) -> None:
+    """One outbound webhook attempt: delivered, retried later, or failed for good."""
+    WEBHOOKS.labels(outcome).inc()
+
+
+def time_store(store: Any, skip: frozenset[str] = frozenset()) -> None:
+    """Time every public coroutine method of `store` (one instance) into REDIS_SECONDS."""
+    for name, _ in inspect.getmembers(type(store), inspect.iscoroutinefunction):
+        if not name.startswith("_") and name not in skip:
+            setattr(store, name, _timed(getattr(store, name), name))
+
+
+def _timed(method: Callable[..., Awaitable[Any]], name: str) -> Callable[..., Awaitable[Any]]:
+    histogram = REDIS_SECONDS.labels(name)
+
+    @functools.wraps(method)
+    async def timed(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return await method(*args, **kwargs)
+        finally:
+            histogram.observe(time.perf_counter() - start)
+    return timed
+
+
+def exposition() -> bytes:
+    """The text format of every metric, summed over all workers when there are several."""
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)
+
+
+def process_exited(pid: int, directory: str) -> None:
+    """Drop a dead worker's gauges (its counters stay: what it counted still happened)."""
+    multiprocess.mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
