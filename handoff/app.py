@@ -19,6 +19,7 @@ from handoff.api import (
     handoffs,
     identities,
     ops,
+    webhooks,
 )
 from handoff.api.backpressure import Backpressure
 from handoff.api.middleware import problems
@@ -35,8 +36,10 @@ from handoff.api.state import (
     STREAMS,
 )
 from handoff.errors import HandoffError
+from handoff.outbound import Sender
 from handoff.services import handoffs as handoff_service
 from handoff.services.abuse import AuthFailures
+from handoff.services.delivery import Deliverer
 from handoff.services.deps import Deps
 from handoff.services.flags import Lexicon
 from handoff.settings import Settings
@@ -46,7 +49,8 @@ from handoff.store.connection import connect
 log = logs.logger("handoff")
 # Order matters where paths overlap: /v1/handoffs/events before /v1/handoffs/{id}.
 ROUTES: tuple[Routes, ...] = (events.routes, conversations.routes, customers.routes,
-                              identities.routes, handoffs.routes, admin.routes, ops.routes)
+                              identities.routes, handoffs.routes, admin.routes, ops.routes,
+                              webhooks.routes)
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -68,6 +72,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_invalidations)
     app.cleanup_ctx.append(_sweeper)
+    app.cleanup_ctx.append(_webhook_deliveries)
     app.on_shutdown.append(_close_streams)
     return app
 
@@ -120,6 +125,16 @@ async def _sweeper(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(run(), name="handoff-expiry-sweep")
     yield
     await _stop(task)
+
+
+async def _webhook_deliveries(app: web.Application) -> AsyncIterator[None]:
+    """Send queued webhook deliveries; every process may run this (claims are leased)."""
+    sender = Sender(app[SETTINGS])
+    task = asyncio.create_task(Deliverer(app[DEPS], sender.post).run(),
+                               name="handoff-webhook-deliveries")
+    yield
+    await _stop(task)
+    await sender.close()
 
 
 async def _stop(task: asyncio.Task[None]) -> None:
