@@ -60,7 +60,7 @@ class Deliverer:
         # A lease shorter than a send could let a second process send while the first still
         # waits for its answer.
         self.lease_ms = int(max(settings.webhook_lease_seconds,
-                                2 * settings.webhook_timeout_seconds + 1) * 1000)
+                                settings.webhook_timeout_seconds + 1) * 1000)
 
     async def run(self) -> None:
         """Deliver until cancelled; Redis being away only pauses it."""

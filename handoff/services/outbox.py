@@ -40,7 +40,7 @@ class Outbox:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._subscriptions: Memo[str, tuple[Subscription, ...]] = Memo(size=10_000,
+        self.remembered: Memo[str, tuple[Subscription, ...]] = Memo(size=10_000,
                                                                       ttl=CACHE_SECONDS)
         self.counts: Counter[str] = Counter({name: 0 for name in OUTCOMES})
         # Set when this process queued something, so its worker need not wait for a poll.
@@ -49,7 +49,7 @@ class Outbox:
 
     def _heard(self, names: list[str]) -> None:
         for name in names:
-            self._subscriptions.drop(name)
+            self.remembered.drop(name)
 
     async def changed(self, tenant: str) -> None:
         """Tell every process (this one included) that `tenant`'s subscriptions changed."""
@@ -57,12 +57,12 @@ class Outbox:
 
     async def subscriptions(self, tenant: str) -> tuple[Subscription, ...]:
         name = self.store.webhooks.subscriptions_name(tenant)
-        cached = self._subscriptions.get(name)
+        cached = self.remembered.get(name)
         if cached is not None:
             return cached
         found = tuple(Subscription(r["id"], frozenset(r["events"]))
                       for r in (await self.store.webhooks.subscriptions(tenant)).values())
-        self._subscriptions.set(name, found)
+        self.remembered.set(name, found)
         return found
 
     def customer_digest(self, customer_id: str) -> str:
