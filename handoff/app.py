@@ -21,6 +21,7 @@ from handoff.api import (
     handoffs,
     identities,
     ops,
+    webhooks,
 )
 from handoff.api.backpressure import Backpressure
 from handoff.api.middleware import problems
@@ -37,8 +38,10 @@ from handoff.api.state import (
     STREAMS,
 )
 from handoff.errors import HandoffError
+from handoff.outbound import Sender
 from handoff.services import handoffs as handoff_service
 from handoff.services.abuse import AuthFailures
+from handoff.services.delivery import Deliverer
 from handoff.services.deps import Deps
 from handoff.services.flags import Lexicon
 from handoff.settings import Settings
@@ -49,7 +52,7 @@ log = logs.logger("handoff")
 # Order matters where paths overlap: /v1/handoffs/events before /v1/handoffs/{id}.
 ROUTES: tuple[Routes, ...] = (events.routes, conversations.routes, customers.routes,
                               identities.routes, handoffs.routes, admin.routes, ops.routes,
-                              *(adapter.routes for adapter in ADAPTERS))
+                              webhooks.routes, *(adapter.routes for adapter in ADAPTERS))
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -74,6 +77,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_sweeper)
     app.cleanup_ctx.append(_metrics)
     app.on_response_prepare.append(access.on_prepare)
+    app.cleanup_ctx.append(_webhook_deliveries)
     app.on_shutdown.append(_close_streams)
     return app
 
@@ -136,6 +140,14 @@ async def _metrics(app: web.Application) -> AsyncIterator[None]:
     metrics.PROCESSES.inc()
     yield
     metrics.PROCESSES.dec()
+async def _webhook_deliveries(app: web.Application) -> AsyncIterator[None]:
+    """Send queued webhook deliveries; every process may run this (claims are leased)."""
+    sender = Sender(app[SETTINGS])
+    task = asyncio.create_task(Deliverer(app[DEPS], sender.post).run(),
+                               name="handoff-webhook-deliveries")
+    yield
+    await _stop(task)
+    await sender.close()
 
 
 async def _stop(task: asyncio.Task[None]) -> None:

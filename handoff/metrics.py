@@ -35,7 +35,6 @@ OTHER = "_other"
 LABEL_BUDGET = 500
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 HandoffEvent = Literal["requested", "accepted", "expired", "cancelled", "resolved"]
-WebhookOutcome = Literal["delivered", "retried", "failed"]
 
 # Seconds; a Redis-backed request is a few milliseconds, a slow one is the 2 s command timeout.
 LATENCY_BUCKETS = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1.0, 2.5, 5.0)
@@ -69,7 +68,8 @@ PROCESSES = Gauge("handoff_processes", "Server processes running now",
                   multiprocess_mode="livesum")
 REASKS = Counter("handoff_reasks", "Agents asking for something the brief already had",
                  ["tenant", "fact"])
-WEBHOOKS = Counter("handoff_webhook_deliveries", "Outbound webhook attempts, by outcome",
+WEBHOOKS = Counter("handoff_webhook_deliveries",
+                   "Outbound webhook deliveries queued, and attempts by outcome",
                    ["outcome"])
 
 
@@ -126,9 +126,9 @@ def reask(tenant: str, fact: str) -> None:
     REASKS.labels(*_facts(tenant, fact)).inc()
 
 
-def webhook_delivery(outcome: WebhookOutcome) -> None:
-    """One outbound webhook attempt: delivered, retried later, or failed for good."""
-    WEBHOOKS.labels(outcome).inc()
+def webhook_delivery(outcome: str, count: int = 1) -> None:
+    """Outbound webhook deliveries queued, or attempts that ended `outcome` (see `outbox`)."""
+    WEBHOOKS.labels(outcome).inc(count)
 
 
 def time_store(store: Any, skip: frozenset[str] = frozenset()) -> None:

@@ -73,6 +73,24 @@ class Settings(BaseSettings):
     events_maxlen: int = Field(
         default=1000, ge=100, description="events kept per stream for Last-Event-ID replay")
     sweep_seconds: float = Field(default=15.0, gt=0, description="hand-off expiry sweep period")
+    webhook_max_attempts: int = Field(
+        default=8, ge=1, le=50, description="failed deliveries before a webhook is dead-lettered")
+    webhook_backoff_seconds: float = Field(
+        default=5.0, gt=0, description="wait before the first retry; doubles each failure")
+    webhook_backoff_max_seconds: float = Field(
+        default=3600.0, gt=0, description="the longest wait between two attempts")
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=120, description="a delivery not answered in time has failed")
+    webhook_lease_seconds: float = Field(
+        default=60.0, gt=0, description="a claimed delivery is retried by any process after this")
+    webhook_poll_seconds: float = Field(
+        default=1.0, gt=0, description="how often each process looks for due deliveries")
+    webhook_concurrency: int = Field(
+        default=16, ge=1, description="deliveries one process sends at once")
+    webhook_max_subscriptions: int = Field(
+        default=25, ge=1, description="webhook subscriptions per tenant")
+    webhook_allow_private_networks: bool = Field(
+        default=False, description="let webhooks reach loopback and private addresses")
     lexicon: dict[str, list[str]] = Field(
         default_factory=lambda: dict(DEFAULT_LEXICON),
         description="risk and frustration terms flagged in customer turns")

@@ -47,6 +47,8 @@ class Erasure(Record):
     index_entries: int
     handoffs: int
     queue_events: int
+    webhook_deliveries: int = Field(
+        default=0, description="queued webhook deliveries and dead letters that carried it")
 
 
 class AuditEntry(Record):

@@ -60,13 +60,17 @@ RESOLVE_BODY: Json = {"agent_id": "agent-7", "note": "refunded"}
 CANCEL_BODY: Json = {"note": "the customer hung up"}
 KEY_BODY: Json = {"role": "bot", "name": "night-bot"}
 ROTATE_BODY: Json = {"grace_seconds": 60}
+# An event type nothing in the world emits: no delivery is ever attempted to this host.
+WEBHOOK_BODY: Json = {"url": "https://hooks.example.com/handoff", "events": ["handoff.expired"],
+                      "description": "desk"}
 
 
 @dataclass(frozen=True)
 class Route:
     """One /v1 route: who may call it, a body it accepts, and what another tenant gets.
 
-    `path` placeholders: {conversation}, {ref}, {handoff}, {code}, {key}. `foreign` says what a
+    `path` placeholders: {conversation}, {ref}, {handoff}, {code}, {key}, {webhook},
+    {delivery}. `foreign` says what a
     key of another tenant gets when it names this tenant's data: "404", an "empty" list (for each
     of `queries`), a "separate" customer of its own (writes that create on first sight), only
     its "own" records (API keys), or a "stream" of its own tenant's events.
@@ -119,6 +123,13 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/admin/keys", ("admin",), KEY_BODY, foreign="own", status=201),
     Route("DELETE", "/v1/admin/keys/{key}", ("admin",)),
     Route("POST", "/v1/admin/keys/{key}/rotate", ("admin",), ROTATE_BODY, status=201),
+    Route("GET", "/v1/admin/webhooks", ("admin",), foreign="empty"),
+    Route("POST", "/v1/admin/webhooks", ("admin",), WEBHOOK_BODY, foreign="own", status=201),
+    Route("DELETE", "/v1/admin/webhooks/{webhook}", ("admin",)),
+    Route("POST", "/v1/admin/webhooks/{webhook}/rotate", ("admin",)),
+    Route("GET", "/v1/admin/webhooks/{webhook}/dead-letters", ("admin",)),
+    Route("POST", "/v1/admin/webhooks/{webhook}/dead-letters/{delivery}/redeliver", ("admin",),
+          status=202),
 )
 WRITES = tuple(r for r in ROUTES if r.body is not None)
 BY_ID = {r.id: r for r in ROUTES}
@@ -172,11 +183,15 @@ class World:
     first_handoff_id: str
     key_id: str
     refs: list[str] = field(default_factory=list)
+    webhook_id: str = "wh_" + "0" * 26
+    # A well-formed id of no delivery: the world's webhook never fails.
+    delivery_id: str = "dlv_" + "0" * 26
 
     def path(self, route: Route, *, customer: str | None = None, query: str = "") -> str:
         return (route.path + query).format(
             conversation=CONVERSATION, handoff=self.handoff_id, code=self.code,
-            key=self.key_id, ref=ref(customer or self.customer_id))
+            key=self.key_id, ref=ref(customer or self.customer_id), webhook=self.webhook_id,
+            delivery=self.delivery_id)
 
 
 async def ok(client: TestClient[Any, Any], method: str, path: str, headers: dict[str, str],
@@ -207,10 +222,13 @@ async def build_world(client: TestClient[Any, Any], keys: Keys, tenant: str = "a
                       {**HANDOFF_BODY, "priority": 1, "continuation": True}, status=201)
     spare = await ok(client, "POST", "/v1/admin/keys", keys("admin", tenant),
                      {"role": "agent", "name": "spare"}, status=201)
+    hook = await ok(client, "POST", "/v1/admin/webhooks", keys("admin", tenant), WEBHOOK_BODY,
+                    status=201)
     cus = chat["customer_id"]
     return World(customer_id=cus, handoff_id=second["id"], code=second["continuation_code"],
                  first_handoff_id=first["id"], key_id=spare["id"],
-                 refs=[cus, f"chat:{VISITOR}", f"phone:{PHONE}", f"account:{ACCOUNT}"])
+                 refs=[cus, f"chat:{VISITOR}", f"phone:{PHONE}", f"account:{ACCOUNT}"],
+                 webhook_id=hook["id"])
 
 
 async def brief_of(client: TestClient[Any, Any], keys: Keys, customer: str,

@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from handoff import demo, metrics
+from handoff.api.state import DEPS
 from tests.conftest import CLUSTER, Keys, RedisServer, free_port
 from tests.test_handoffs import accept, overdue, request_handoff
 
@@ -155,14 +156,16 @@ async def test_reasks_and_webhook_deliveries_are_counted(client: TestClient[Any,
     metrics.reask("acme", "account")
     metrics.reask("acme", "account")
     metrics.reask("acme", "order_number")
-    for outcome in ("delivered", "delivered", "retried", "failed"):
-        metrics.webhook_delivery(outcome)  # type: ignore[arg-type]
+    outbox = client.app[DEPS].outbox
+    for outcome in ("queued", "failed", "failed", "delivered", "dead"):
+        outbox.count(outcome)
 
     moved = change(before, await scrape(client))
     assert moved("handoff_reasks_total", tenant="acme", fact="account") == 2
     assert moved("handoff_reasks_total", tenant="acme", fact="order_number") == 1
     assert [moved("handoff_webhook_deliveries_total", outcome=o)
-            for o in ("delivered", "retried", "failed")] == [2, 1, 1]
+            for o in ("queued", "failed", "delivered", "dead")] == [1, 2, 1, 1]
+    assert outbox.outcomes()["failed"] == 2
 
 
 def test_caller_chosen_label_values_are_capped() -> None:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from handoff.memo import Memo
+from handoff.services.outbox import Outbox
 from handoff.services.privacy import Privacy
 from handoff.settings import Settings
 from handoff.store import Store
@@ -34,10 +35,13 @@ class Deps:
     privacy: Privacy = field(init=False)
     # Recently built briefs by (tenant, customer, turns), each with the ETag it was built for.
     briefs: Memo[tuple[str, str, int], tuple[str, Brief]] = field(init=False)
+    # Outbound webhooks: where every customer write queues its deliveries.
+    outbox: Outbox = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "privacy", Privacy(self.settings, self.store.digester.digest))
         object.__setattr__(self, "briefs", Memo(size=self.settings.brief_cache_size, ttl=300.0))
+        object.__setattr__(self, "outbox", Outbox(self.store))
 
     def now_ms(self) -> int:
         return self.clock()

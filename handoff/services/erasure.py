@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handoff.services import identity
+from handoff.services import identity, webhooks
 from handoff.services.deps import Deps, Principal
 from schemas.admin import Erasure
 
@@ -21,4 +21,5 @@ async def erase(deps: Deps, principal: Principal, ref: str) -> Erasure:
         result.index_entries += erased.index_entries
         result.handoffs += erased.handoffs
         result.queue_events += erased.queue_events
+        result.webhook_deliveries += await webhooks.erase_customer(deps, tenant, cus)
     return result

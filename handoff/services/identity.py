@@ -233,6 +233,8 @@ async def write(deps: Deps, tenant: str, cus_id: str, change: CustomerWrite,
         except Gone as exc:
             raise NotFound("the customer no longer exists") from exc
         if not isinstance(out, Moved):
+            await deps.outbox.emit(tenant, cus_id, change, out, now_ms=deps.now_ms(),
+                                   retention_ms=deps.retention_ms(tenant))
             return cus_id, out
         cus_id = out.survivor
     raise NotFound("no such customer")

@@ -139,3 +139,27 @@ def audit(tenant: str, customer_digest: str | None = None) -> str:
     """The tenant's access log, or one customer's slice of it (by keyed digest, never the id)."""
     base = f"{PREFIX}:{{{tenant}}}:audit"
     return f"{base}:{customer_digest}" if customer_digest else base
+
+
+def webhooks(tenant: str) -> str:
+    """The tenant's webhook subscriptions: id -> record (signing secret included)."""
+    return f"{PREFIX}:{{{tenant}}}:wh:subs"
+
+
+def webhook_due(tenant: str) -> str:
+    """Pending deliveries by the time they are next due (a claim pushes that past its lease)."""
+    return f"{PREFIX}:{{{tenant}}}:wh:due"
+
+
+def webhook_delivery(tenant: str, delivery_id: str) -> str:
+    return f"{PREFIX}:{{{tenant}}}:wh:d:{delivery_id}"
+
+
+def webhook_dead(tenant: str, webhook_id: str) -> str:
+    """One subscription's dead letters, ordered by delivery id (all scored 0)."""
+    return f"{PREFIX}:{{{tenant}}}:wh:dead:{webhook_id}"
+
+
+def webhook_customer(tenant: str, customer_digest: str) -> str:
+    """Deliveries carrying one customer's data, so erasure can find them (by keyed digest)."""
+    return f"{PREFIX}:{{{tenant}}}:wh:c:{customer_digest}"

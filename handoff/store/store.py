@@ -14,6 +14,7 @@ from handoff.memo import Memo
 from handoff.store import codec, keys, scripts
 from handoff.store.connection import Client, aclose, map_exceptions
 from handoff.store.keys import KEY_INDEX, Digester
+from handoff.store.webhooks import WebhookStore
 
 HANDOFF_STATUSES = ("pending", "accepted", "resolved", "cancelled", "expired")
 AUDIT_COMMANDS = 4
@@ -157,6 +158,7 @@ class Store:
         self._transition: AsyncScript = client.register_script(scripts.HANDOFF_TRANSITION)
         self._delete_if: AsyncScript = client.register_script(scripts.DELETE_IF)
         self._erase_handoff: AsyncScript = client.register_script(scripts.HANDOFF_ERASE)
+        self.webhooks = WebhookStore(client)
 
     @classmethod
     async def open(cls, client: Client, blocking: Client, *, events_maxlen: int) -> Store:

@@ -1,0 +1,19 @@
+-- Queue webhook deliveries of one tenant, atomically: each is stored and due together.
+-- KEYS: the tenant's due zset, the customer's delivery index, then one hash per delivery
+-- ARGV: due_ms, retention_ms, fields per delivery F, then per delivery its id and F
+--       field/value pairs
+-- A delivery carries customer data: it expires with the tenant's retention, like the customer.
+local due, index = KEYS[1], KEYS[2]
+local at, retention, f = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local i = 4
+for k = 3, #KEYS do
+  local id = ARGV[i]
+  redis.call('HSET', KEYS[k], unpack(ARGV, i + 1, i + 2 * f))
+  redis.call('PEXPIRE', KEYS[k], retention)
+  redis.call('ZADD', due, at, id)
+  redis.call('SADD', index, id)
+  i = i + 1 + 2 * f
+end
+redis.call('PEXPIRE', due, retention)
+redis.call('PEXPIRE', index, retention)
+return #KEYS - 2
