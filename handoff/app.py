@@ -15,6 +15,7 @@ from handoff.api import (
     backpressure,
     conversations,
     customers,
+    desk,
     events,
     handoffs,
     identities,
@@ -46,7 +47,8 @@ from handoff.store.connection import connect
 log = logs.logger("handoff")
 # Order matters where paths overlap: /v1/handoffs/events before /v1/handoffs/{id}.
 ROUTES: tuple[Routes, ...] = (events.routes, conversations.routes, customers.routes,
-                              identities.routes, handoffs.routes, admin.routes, ops.routes)
+                              identities.routes, handoffs.routes, admin.routes, ops.routes,
+                              desk.routes)
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -64,6 +66,7 @@ def create_app(settings: Settings) -> web.Application:
     app[CLOSING] = asyncio.Event()
     for routes in ROUTES:
         routes.install(app)
+    desk.install_static(app)
     app[OPENAPI] = document([e for r in ROUTES for e in r.endpoints])
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_invalidations)

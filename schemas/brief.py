@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from pydantic import Field
+
 from schemas.common import Record
 from schemas.conversations import Fact, Turn
 from schemas.handoffs import Handoff
@@ -39,6 +41,7 @@ class Flag(Record):
     turn_id: str | None = None
     conversation_id: str | None = None
     count: int = 1
+    phrase: str | None = None
 
 
 class Merge(Record):
@@ -64,3 +67,5 @@ class Brief(Record):
 class AcceptResult(Record):
     handoff: Handoff
     context: Brief
+    panel_url: str | None = Field(
+        default=None, description="the agent panel on this hand-off, signed in for the agent")
