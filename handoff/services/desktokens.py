@@ -1,7 +1,8 @@
 """Agent panel tokens: short-lived, signed, and only as good as the agent key that minted them.
 
-A token is `dt_<payload>.<signature>`: the payload is base64url msgpack of
-`[tenant, agent id, minting key id, expiry in epoch seconds]` and the signature HMAC-SHA256 of it
+A token is `dt_<payload>.<signature>`: the payload is base64url JSON of
+`[tenant, agent id, minting key id, expiry in epoch seconds]` (the panel reads its agent and
+expiry from it; it is signed, not secret) and the signature HMAC-SHA256 of it
 under the deployment's panel secret (created once in Redis, so every process and every restart
 checks every token). Nothing is stored per token; revoking the minting key kills its tokens on
 every process at once, because each use checks the key is still usable.
@@ -13,13 +14,13 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 from typing import Any
 
 from handoff.errors import Unauthorized
 from handoff.memo import Memo
 from handoff.services import apikeys
 from handoff.services.deps import Deps, Principal
-from handoff.store import codec
 
 PREFIX = "dt_"
 MAX_LENGTH = 600
@@ -41,8 +42,8 @@ def _sign(secret: bytes, payload: str) -> str:
 
 def mint(deps: Deps, principal: Principal, agent_id: str, *, expires_ms: int) -> str:
     """A token for `agent_id` acting with `principal`'s key until `expires_ms`."""
-    payload = _b64(codec.pack([principal.tenant, agent_id, principal.key_id,
-                               expires_ms // 1000]))
+    payload = _b64(json.dumps([principal.tenant, agent_id, principal.key_id, expires_ms // 1000],
+                              separators=(",", ":")).encode())
     return f"{PREFIX}{payload}.{_sign(deps.store.desk_secret, payload)}"
 
 
@@ -59,7 +60,7 @@ def _claims(deps: Deps, token: str) -> list[Any]:
             _sign(deps.store.desk_secret, payload), signature):
         raise Unauthorized("this panel token is not valid", reason="invalid")
     try:
-        claims = codec.unpack(_unb64(payload))
+        claims = json.loads(_unb64(payload))
     except (binascii.Error, ValueError) as exc:  # signed by us, so never, but never a 500
         raise Unauthorized("this panel token is not valid", reason="invalid") from exc
     if not (isinstance(claims, list) and len(claims) == 4

@@ -43,7 +43,10 @@ TRAILING_ASK = re.compile(r"^[\s,]*(?:(?:please|again|for\s+me|quickly|as\s+well
                           r"one\s+more\s+time)[\s,]*)*(?:\?|please\b)")
 ALREADY_HAVE = re.compile(
     r"\b(?:ending|ends|end)\s+(?:in|with|on)\b|\bending\s+\w*\d|\blast\s+(?:four|4|few|two|2)\b"
-    r"|\bon\s+file\b|\bi\s+(?:can\s+)?see\b|\b(?:i|we)(?:'ve|\s+have)\s+(?:got\s+)?(?:your|the)\b"
+    r"|\bon\s+file\b|\bi\s+(?:can\s+)?see\b"
+    # "I have your ...", but not "can I have your ...", which asks.
+    r"|(?<!can\s)(?<!could\s)(?<!may\s)(?<!might\s)\b(?:i|we)(?:'ve|\s+have)\s+(?:got\s+)?"
+    r"(?:your|the)\b"
     r"|\balready\b|\bthanks?\s+(?:you\s+)?for\b|\b(?:no|don't|do\s+not|won't|will\s+not)\s+need\b"
     r"|\bno\s+need\b")
 ALNUM = re.compile(r"[^0-9a-z]+")
@@ -168,10 +171,10 @@ async def known(deps: Deps, tenant: str, cus_id: str) -> dict[str, list[Known]]:
 
 async def check(deps: Deps, principal: Principal, ref: str, text: str) -> list[Hit]:
     """What `text` would re-ask of the customer `ref` (the panel asks before sending)."""
+    cus_id = await identity.resolve_ref(deps, principal, ref)
     detector = Detector.from_settings(deps.settings)
     if not detector.candidates(text):
         return []
-    cus_id = await identity.resolve_ref(deps, principal, ref)
     return detector.detect(text, await known(deps, principal.tenant, cus_id))
 
 
