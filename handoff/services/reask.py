@@ -50,6 +50,7 @@ ALREADY_HAVE = re.compile(
     r"|\balready\b|\bthanks?\s+(?:you\s+)?for\b|\b(?:no|don't|do\s+not|won't|will\s+not)\s+need\b"
     r"|\bno\s+need\b")
 ALNUM = re.compile(r"[^0-9a-z]+")
+WHAT_RIGHT_BEFORE = re.compile(r"\b(?:what|which)\s+$")
 # Settings are immutable once built; each is compiled once (tests build many).
 _compiled: dict[int, tuple[Settings, Detector]] = {}
 
@@ -99,28 +100,33 @@ class Detector:
 
     def detect(self, text: str, known: dict[str, list[Known]]) -> list[Hit]:
         """The topics `text` asks for that `known` (by fact key or identity kind) already has."""
-        hits = []
-        sentences = [s.group(0) for s in SENTENCE.finditer(text.lower())]
-        for name, topic in self.topics.items():
-            have = tuple(k for key in topic.keys for k in known.get(key, []))
-            if not have:
+        have = {name: tuple(k for key in topic.keys for k in known.get(key, []))
+                for name, topic in self.topics.items()}
+        found: dict[str, str] = {}
+        for sentence in (s.group(0) for s in SENTENCE.finditer(text.lower())):
+            if ALREADY_HAVE.search(sentence):
                 continue
-            phrase = self._asked(name, sentences, have)
-            if phrase is not None:
-                hits.append(Hit(name, phrase, have))
-        return hits
+            for name, phrase, start, end in self._matches(sentence):
+                if (name not in found and have[name] and _asks(sentence, start, end)
+                        and not _mentions_value(sentence, have[name])):
+                    found[name] = phrase
+        return [Hit(name, phrase, have[name]) for name, phrase in found.items()]
 
-    def _asked(self, topic: str, sentences: list[str], have: tuple[Known, ...]) -> str | None:
-        for sentence in sentences:
-            if ALREADY_HAVE.search(sentence) or _mentions_value(sentence, have):
-                continue
-            for phrase, rx in self._phrases[topic]:
-                for match in rx.finditer(sentence):
-                    if (REQUEST_CUES.search(sentence[:match.start()])
-                            or (TRAILING_ASK.match(sentence[match.end():])
-                                and "your" in sentence[:match.start()].split()[-3:])):
-                        return phrase
-        return None
+    def _matches(self, sentence: str) -> list[tuple[str, str, int, int]]:
+        """Every phrase found, except those inside a longer one ("address" in "e-mail
+        address" is the email, not an address)."""
+        spans = [(name, phrase, m.start(), m.end()) for name, phrases in self._phrases.items()
+                 for phrase, rx in phrases for m in rx.finditer(sentence)]
+        return [s for s in spans if not any(
+            o[2] <= s[2] and s[3] <= o[3] and (o[3] - o[2]) > (s[3] - s[2]) for o in spans)]
+
+
+def _asks(sentence: str, start: int, end: int) -> bool:
+    """A request cue before the phrase ("can I have your ...", "what email ..."), or a short
+    question that ends on it ("and your email, please?")."""
+    before = sentence[:start]
+    return bool(REQUEST_CUES.search(before) or WHAT_RIGHT_BEFORE.search(before)
+                or (TRAILING_ASK.match(sentence[end:]) and "your" in before.split()[-3:]))
 
 
 def _mentions_value(sentence: str, have: tuple[Known, ...]) -> bool:
