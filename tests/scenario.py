@@ -60,6 +60,8 @@ RESOLVE_BODY: Json = {"agent_id": "agent-7", "note": "refunded"}
 CANCEL_BODY: Json = {"note": "the customer hung up"}
 KEY_BODY: Json = {"role": "bot", "name": "night-bot"}
 ROTATE_BODY: Json = {"grace_seconds": 60}
+TOKEN_BODY: Json = {"agent_id": "agent-7", "minutes": 30}
+REASK_BODY: Json = {"text": "Can I have your account number?"}
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,8 @@ class Route:
     `path` placeholders: {conversation}, {ref}, {handoff}, {code}, {key}. `foreign` says what a
     key of another tenant gets when it names this tenant's data: "404", an "empty" list (for each
     of `queries`), a "separate" customer of its own (writes that create on first sight), only
-    its "own" records (API keys), or a "stream" of its own tenant's events.
+    its "own" records (API keys), or a "stream" of its own tenant's events, or a panel "token" of its own tenant that finds nothing of
+    this one.
     """
 
     method: str
@@ -119,6 +122,8 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/admin/keys", ("admin",), KEY_BODY, foreign="own", status=201),
     Route("DELETE", "/v1/admin/keys/{key}", ("admin",)),
     Route("POST", "/v1/admin/keys/{key}/rotate", ("admin",), ROTATE_BODY, status=201),
+    Route("POST", "/v1/desk/tokens", ("agent",), TOKEN_BODY, foreign="token"),
+    Route("POST", "/v1/customers/{ref}/reask-check", ("agent",), REASK_BODY),
 )
 WRITES = tuple(r for r in ROUTES if r.body is not None)
 BY_ID = {r.id: r for r in ROUTES}

@@ -135,7 +135,7 @@ async def test_asking_for_the_account_number_warns_before_sending_and_shows_the_
     await expect(warning).to_be_visible()
     await expect(warning).to_contain_text(ACCOUNT)
     await expect(page.locator("#send")).to_have_text("Send anyway")
-    await page.screenshot(path=artifact("desk-reask.png"))
+    await page.screenshot(path=artifact("desk-reask.png"), full_page=True)
 
     await page.locator("#send").click()  # the first press only points at the warning
     await expect(page.locator("#reply-status")).to_contain_text("Send anyway")
