@@ -71,8 +71,8 @@ class Route:
     `path` placeholders: {conversation}, {ref}, {handoff}, {code}, {key}. `foreign` says what a
     key of another tenant gets when it names this tenant's data: "404", an "empty" list (for each
     of `queries`), a "separate" customer of its own (writes that create on first sight), only
-    its "own" records (API keys), or a "stream" of its own tenant's events, or a panel "token" of its own tenant that finds nothing of
-    this one.
+    its "own" records (API keys), a "stream" of its own tenant's events, or a panel "token" of
+    its own tenant that finds nothing of this one.
     """
 
     method: str
