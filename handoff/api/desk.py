@@ -64,7 +64,7 @@ async def reask_check(request: web.Request) -> web.StreamResponse:
 
 def install_static(app: web.Application) -> None:
     """Serve the panel's files (read once) at /desk/; they hold no data and need no key."""
-    files = {name: resources.files("handoff.desk").joinpath(name).read_bytes()
+    files = {name: resources.files("handoff").joinpath("desk", name).read_bytes()
              for name in ASSETS}
     ancestors = app[SETTINGS].desk_frame_ancestors
     headers = {
