@@ -17,6 +17,7 @@ from handoff.api import (
     backpressure,
     conversations,
     customers,
+    desk,
     events,
     handoffs,
     identities,
@@ -52,7 +53,8 @@ log = logs.logger("handoff")
 # Order matters where paths overlap: /v1/handoffs/events before /v1/handoffs/{id}.
 ROUTES: tuple[Routes, ...] = (events.routes, conversations.routes, customers.routes,
                               identities.routes, handoffs.routes, admin.routes, ops.routes,
-                              webhooks.routes, *(adapter.routes for adapter in ADAPTERS))
+                              webhooks.routes, desk.routes,
+                              *(adapter.routes for adapter in ADAPTERS))
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -71,6 +73,7 @@ def create_app(settings: Settings) -> web.Application:
     app[CLOSING] = asyncio.Event()
     for routes in ROUTES:
         routes.install(app)
+    desk.install_static(app)
     app[OPENAPI] = document([e for r in ROUTES for e in r.endpoints])
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_invalidations)

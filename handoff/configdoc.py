@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import re
 import sys
-from pathlib import Path
 from typing import Any
 
 from pydantic.fields import FieldInfo
-from pydantic_core import PydanticUndefined
+from pydantic_core import PydanticUndefined, to_jsonable_python
 
 from handoff.settings import Settings
 
@@ -37,7 +36,7 @@ def _default(field: FieldInfo) -> str:
         return "unset"
     else:
         value = field.default
-    text = json.dumps(value if not isinstance(value, Path) else str(value))
+    text = json.dumps(to_jsonable_python(value))
     return _cell(f"`{text}`")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_LEXICON: dict[str, list[str]] = {
@@ -15,6 +15,47 @@ DEFAULT_LEXICON: dict[str, list[str]] = {
 }
 DEFAULT_HUMAN_TERMS = ["agent", "human", "representative", "real person", "operator",
                        "speak to someone", "talk to someone"]
+
+
+
+class ReaskTopic(BaseModel):
+    """Something an agent must not ask for again once the context has it: the fact keys and
+    identity kinds that hold it, and the words agents use to ask for it."""
+
+    keys: list[str]
+    phrases: list[str]
+
+
+DEFAULT_REASK_TOPICS: dict[str, ReaskTopic] = {
+    "account": ReaskTopic(
+        keys=["account", "account_number", "account_id"],
+        phrases=["account number", "account no", "account #", "account id", "acct number",
+                 "account details", "customer number", "membership number"]),
+    "order_number": ReaskTopic(
+        keys=["order_number", "order", "order_id", "order_ref"],
+        phrases=["order number", "order no", "order #", "order id", "order reference",
+                 "order ref", "order confirmation number", "confirmation number"]),
+    "date_of_birth": ReaskTopic(
+        keys=["dob", "date_of_birth", "birth_date", "dob_checked"],
+        phrases=["date of birth", "birth date", "birthdate", "birthday", "dob",
+                 "when you were born", "when were you born"]),
+    "email": ReaskTopic(
+        keys=["email", "email_address"],
+        phrases=["email address", "email", "e-mail address", "e-mail", "mail address"]),
+    "phone": ReaskTopic(
+        keys=["phone", "phone_number", "mobile", "callback_number"],
+        phrases=["phone number", "telephone number", "mobile number", "cell number",
+                 "contact number", "callback number", "phone", "number to reach you on"]),
+    "card": ReaskTopic(
+        keys=["card", "card_number", "card_last4", "card_on_file", "x-card"],
+        phrases=["card number", "long number on your card", "card details", "credit card",
+                 "debit card", "card"]),
+    "address": ReaskTopic(
+        keys=["address", "postal_address", "postcode", "zip", "billing_address",
+              "shipping_address"],
+        phrases=["address", "postcode", "post code", "zip code", "postal code",
+                 "where you live"]),
+}
 
 
 class Settings(BaseSettings):
@@ -102,6 +143,16 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "text"] = Field(
         default="auto", description="json: one JSON object per line; text: for a person; "
                                     "auto: text on a terminal, json anywhere else")
+    desk_token_minutes: int = Field(
+        default=60, ge=1, le=720, description="a panel token's lifetime unless asked otherwise")
+    public_url: str | None = Field(
+        default=None, description="the service's address as browsers reach it, for panel_url; "
+                                  "unset: the address the request came to")
+    desk_frame_ancestors: str = Field(
+        default="*", description="who may embed /desk/ in a frame (CSP frame-ancestors)")
+    reask_topics: dict[str, ReaskTopic] = Field(
+        default_factory=lambda: dict(DEFAULT_REASK_TOPICS),
+        description="what agents must not ask again: fact keys / identity kinds and phrasings")
 
     @property
     def retention_ms(self) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field
 
 from schemas import examples as ex
 from schemas.common import Record
@@ -42,6 +42,7 @@ class Flag(Record):
     turn_id: str | None = None
     conversation_id: str | None = None
     count: int = 1
+    phrase: str | None = None
 
 
 class Merge(Record):
@@ -71,3 +72,5 @@ class AcceptResult(Record):
 
     handoff: Handoff
     context: Brief
+    panel_url: str | None = Field(
+        default=None, description="the agent panel on this hand-off, signed in for the agent")

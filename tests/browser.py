@@ -1,45 +1,40 @@
-"""A headless chromium for tests that look at a page as a person would.
+"""A real headless browser for tests that need one: Debian's chromium, never a downloaded build.
 
-Debian's chromium (`/usr/bin/chromium`, installed by `.ci/run`) driven by Playwright; no browser
-is ever downloaded. Without chromium the tests that need it are skipped on a workstation and
-fail in CI (`CI` set), where a missing browser is a broken setup, not a reason to pass.
+Outside CI a machine without it skips these tests with the reason; in CI (`CI` set) a missing
+browser fails them, since `.ci/run` installs it first.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import AsyncIterator
-from typing import Any
+from pathlib import Path
 
 import pytest
+from playwright.async_api import Browser, async_playwright
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-
-
-def chromium_path() -> str | None:
-    for candidate in (os.environ.get("HANDOFF_TEST_CHROMIUM"), "/usr/bin/chromium",
-                      shutil.which("chromium")):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    return None
+CHROMIUM = Path(os.environ.get("HANDOFF_TEST_CHROMIUM", "/usr/bin/chromium"))
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+ARTIFACTS = Path(__file__).parent / "artifacts"
 
 
 @pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    """A launched headless chromium (a Playwright `Browser`), closed after the test."""
-    path = chromium_path()
-    if path is None:
+async def browser() -> AsyncIterator[Browser]:
+    if not os.path.exists(CHROMIUM):  # noqa: ASYNC240 - one stat, before any loop work
         if os.environ.get("CI"):
-            pytest.fail("chromium is missing: .ci/run installs it (apt-get install chromium)")
-        pytest.skip("no chromium at /usr/bin/chromium (apt-get install chromium)")
-    from playwright.async_api import async_playwright
-
+            pytest.fail(f"no browser at {CHROMIUM}: CI must install it (apt-get install chromium)")
+        pytest.skip(f"no browser at {CHROMIUM} (apt-get install chromium to run these)")
     async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=path, headless=True,
-                                                    args=CHROMIUM_ARGS)
+        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM),
+                                                    headless=True, args=ARGS)
         try:
             yield launched
         finally:
             await launched.close()
+
+
+def artifact(name: str) -> Path:
+    """Where a test saves what it saw (tests/artifacts/, kept by CI, ignored by git)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS / name

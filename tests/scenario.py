@@ -63,6 +63,8 @@ ROTATE_BODY: Json = {"grace_seconds": 60}
 # An event type nothing in the world emits: no delivery is ever attempted to this host.
 WEBHOOK_BODY: Json = {"url": "https://hooks.example.com/handoff", "events": ["handoff.expired"],
                       "description": "desk"}
+TOKEN_BODY: Json = {"agent_id": "agent-7", "minutes": 30}
+REASK_BODY: Json = {"text": "Can I have your account number?"}
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,8 @@ class Route:
     {delivery}. `foreign` says what a
     key of another tenant gets when it names this tenant's data: "404", an "empty" list (for each
     of `queries`), a "separate" customer of its own (writes that create on first sight), only
-    its "own" records (API keys), or a "stream" of its own tenant's events.
+    its "own" records (API keys), a "stream" of its own tenant's events, or a panel "token" of
+    its own tenant that finds nothing of this one.
     """
 
     method: str
@@ -130,6 +133,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/admin/webhooks/{webhook}/dead-letters", ("admin",)),
     Route("POST", "/v1/admin/webhooks/{webhook}/dead-letters/{delivery}/redeliver", ("admin",),
           status=202),
+    Route("POST", "/v1/desk/tokens", ("agent",), TOKEN_BODY, foreign="token"),
+    Route("POST", "/v1/customers/{ref}/reask-check", ("agent",), REASK_BODY),
 )
 WRITES = tuple(r for r in ROUTES if r.body is not None)
 BY_ID = {r.id: r for r in ROUTES}

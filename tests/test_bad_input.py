@@ -360,7 +360,9 @@ async def test_a_two_megabyte_body_is_over_the_default_one_megabyte_limit(
 
 ANSWERS_WITH = {TURNS: "appended", FACTS: "updated", VERIFY: "verified", HANDOFF: "id",
                 ACCEPT: "handoff", RESOLVE: "status", CANCEL: "status", REDEEM: "customer_id",
-                NEW_KEY: "key", ROTATE: "key", "POST /v1/admin/webhooks": "secret"}
+                NEW_KEY: "key", ROTATE: "key", "POST /v1/admin/webhooks": "secret",
+                "POST /v1/desk/tokens": "token",
+                "POST /v1/customers/{ref}/reask-check": "reasks"}
 
 
 @pytest.mark.parametrize("route", WRITES, ids=WRITE_IDS)

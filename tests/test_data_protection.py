@@ -892,10 +892,12 @@ async def test_an_address_that_keeps_failing_to_authenticate_is_refused_even_wit
 
 # Operational keys, not customer data, expire by other rules: API key records, their id index
 # and each tenant's key set (kept until an operator removes them), the set of tenants, the
-# deployment's index secret, the invalidation stream (bounded by length) and failed
-# authentication counters (per address digest and minute).
+# deployment's index and panel token secrets, the invalidation stream (bounded by length),
+# failed authentication counters (per address digest and minute) and each tenant's re-ask
+# counters (numbers by topic, nothing of a customer).
 OPERATIONAL = re.compile(
-    rb"^hf:(key:.*|keyids|tenants|secret:index|invalidations|authfail:.*|\{[a-z0-9_-]+\}:keys)$")
+    rb"^hf:(key:.*|keyids|tenants|secret:(index|desk)|invalidations|authfail:.*"
+    rb"|\{[a-z0-9_-]+\}:(keys|reasks))$")
 
 
 async def test_every_key_of_a_customer_and_its_handoffs_expires_within_the_tenants_retention(

@@ -131,11 +131,25 @@ async def globex_streams_only_its_own_queue(client: Client, keys: Keys, world: W
         assert acme_id not in seen
 
 
+async def globex_mints_a_token_that_finds_nothing_of_acme(
+        client: Client, keys: Keys, world: World, route: Route, role: str) -> None:
+    minted = await ok(client, route.method, world.path(route), keys(role, "globex"), route.body)
+    assert minted["tenant"] == "globex"
+    token = {"Authorization": f"Bearer {minted['token']}"}
+    for customer in world.refs:
+        answer = await call(client, "GET", f"/v1/customers/{ref(customer)}/context",
+                            headers=token)
+        assert_problem(answer, 404)
+    assert_problem(await call(client, "GET", f"/v1/handoffs/{world.handoff_id}",
+                              headers=token), 404)
+
+
 Outcome = Callable[[Client, Keys, World, Route, str], Awaitable[None]]
 FOREIGN: dict[str, Outcome] = {"404": globex_gets_404, "empty": globex_lists_nothing,
                                "separate": globex_writes_its_own_customer,
                                "own": globex_sees_only_its_own_records,
-                               "stream": globex_streams_only_its_own_queue}
+                               "stream": globex_streams_only_its_own_queue,
+                               "token": globex_mints_a_token_that_finds_nothing_of_acme}
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.id)

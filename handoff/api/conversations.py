@@ -16,7 +16,7 @@ routes = Routes()
 
 @routes.route("POST", "/v1/conversations/{conversation_id}/turns", roles=("bot", "ivr", "agent"),
               summary="Append turns (idempotent per turn id); facts may ride along",
-              body=AppendTurns, response=AppendResult)
+              body=AppendTurns, response=AppendResult, desk=True)
 async def append_turns(request: web.Request) -> web.StreamResponse:
     conversation_id = params.name(request, "conversation_id")
     body = await parse(request, AppendTurns)

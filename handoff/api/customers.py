@@ -32,7 +32,7 @@ async def put_facts(request: web.Request) -> web.StreamResponse:
 
 @routes.route("GET", "/v1/customers/{ref}/context", roles=("agent",),
               summary="The context brief; ETag and If-None-Match supported", response=Brief,
-              query=(TURNS,), headers=(AGENT,))
+              query=(TURNS,), headers=(AGENT,), desk=True)
 async def context(request: web.Request) -> web.StreamResponse:
     deps, principal = request.app[DEPS], request[PRINCIPAL]
     turns = params.integer(request, "turns", default=deps.settings.brief_turns, low=0, high=500)
@@ -50,7 +50,7 @@ async def context(request: web.Request) -> web.StreamResponse:
 
 @routes.route("GET", "/v1/customers/{ref}/turns", roles=("agent",),
               summary="The full transcript, newest first, paged by cursor",
-              response=Page[Turn], headers=(AGENT,),
+              response=Page[Turn], headers=(AGENT,), desk=True,
               query=(Query("before", "the `next` of the previous page", params.NAME_SCHEMA),
                      Query("limit", "page size (default 100, at most 500)",
                            {"type": "integer", "minimum": 1, "maximum": 500})))

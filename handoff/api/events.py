@@ -83,7 +83,7 @@ async def _stream(request: web.Request, feed: AsyncGenerator[list[Event], None],
 
 
 @routes.route("GET", "/v1/customers/{ref}/events", roles=("agent",),
-              produces="text/event-stream", headers=(LAST_EVENT_ID,),
+              produces="text/event-stream", headers=(LAST_EVENT_ID,), desk=True,
               summary="Live changes of one customer: turns, facts, verifications, hand-offs")
 async def customer_events(request: web.Request) -> web.StreamResponse:
     deps, principal = request.app[DEPS], request[PRINCIPAL]
@@ -93,6 +93,7 @@ async def customer_events(request: web.Request) -> web.StreamResponse:
 
 
 @routes.route("GET", "/v1/handoffs/events", roles=("agent",), produces="text/event-stream",
-              headers=(LAST_EVENT_ID,), summary="Live changes of the tenant's hand-off queue")
+              headers=(LAST_EVENT_ID,), desk=True,
+              summary="Live changes of the tenant's hand-off queue")
 async def queue_events(request: web.Request) -> web.StreamResponse:
     return await _serve(request, None)

@@ -7,9 +7,10 @@ from aiohttp import web
 from handoff import metrics
 from handoff.api import params
 from handoff.api.bodies import parse, render
+from handoff.api.desk import panel_url, token_for
 from handoff.api.routing import Query, Routes
 from handoff.api.state import DEPS, PRINCIPAL
-from handoff.errors import Unprocessable
+from handoff.errors import Forbidden, Unprocessable
 from handoff.services import audit, brief, handoffs
 from handoff.store.store import HANDOFF_STATUSES
 from schemas.brief import AcceptResult
@@ -36,7 +37,7 @@ async def create(request: web.Request) -> web.StreamResponse:
     return render(request, record, status=201, headers=headers)
 
 
-@routes.route("GET", "/v1/handoffs", roles=("agent",), response=Page[Handoff],
+@routes.route("GET", "/v1/handoffs", roles=("agent",), response=Page[Handoff], desk=True,
               summary="The queue: most urgent first (priority 1), then oldest first",
               query=(Query("queue", "one queue; all queues when absent", params.SLUG_SCHEMA),
                      Query("status", "pending (default), accepted, resolved, cancelled, expired",
@@ -53,7 +54,7 @@ async def listing(request: web.Request) -> web.StreamResponse:
     return render(request, page)
 
 
-@routes.route("GET", "/v1/handoffs/{id}", roles=("agent",), response=Handoff,
+@routes.route("GET", "/v1/handoffs/{id}", roles=("agent",), response=Handoff, desk=True,
               summary="One hand-off")
 async def get_one(request: web.Request) -> web.StreamResponse:
     return render(request, await handoffs.get(request.app[DEPS], request[PRINCIPAL],
@@ -61,17 +62,21 @@ async def get_one(request: web.Request) -> web.StreamResponse:
 
 
 @routes.route("POST", "/v1/handoffs/{id}/accept", roles=("agent",), body=AcceptIn,
-              response=AcceptResult,
+              response=AcceptResult, desk=True,
               summary="Claim a hand-off atomically: 200 with the brief, 409 if taken")
 async def accept(request: web.Request) -> web.StreamResponse:
     deps, principal = request.app[DEPS], request[PRINCIPAL]
     body = await parse(request, AcceptIn)
+    if principal.desk and body.agent_id != principal.agent_id:
+        raise Forbidden(f"this panel is signed in for {principal.agent_id}")
     record = await handoffs.accept(deps, principal, request.match_info["id"], body.agent_id)
     context, tag = await brief.build(deps, principal.tenant, record.customer_id,
                                      deps.settings.brief_turns)
     await audit.record(deps, principal, context.customer.id, "accept",
                        audit.Viewer(agent_id=body.agent_id, address=request.remote))
-    response = render(request, AcceptResult(handoff=record, context=context),
+    token, _ = token_for(request, principal, body.agent_id)
+    response = render(request, AcceptResult(handoff=record, context=context,
+                                            panel_url=panel_url(request, token, record.id)),
                       headers={"ETag": tag})
     metrics.brief(response.content_length or 0, len(context.turns))
     return response

@@ -6,6 +6,7 @@ import re
 
 from aiohttp import web
 
+from handoff.api.state import PRINCIPAL
 from handoff.errors import Unprocessable
 from handoff.services.audit import Viewer
 from handoff.services.privacy import refuse_card_numbers
@@ -64,7 +65,11 @@ def cursor(request: web.Request, key: str = "before") -> str | None:
 
 
 def viewer(request: web.Request) -> Viewer:
-    """Who is reading, for the audit trail: `X-Agent-Id` (if given) and the peer address."""
+    """Who is reading, for the audit trail: the panel token's agent, else `X-Agent-Id` (if
+    given), and the peer address."""
+    principal = request.get(PRINCIPAL)
+    if principal is not None and principal.agent_id is not None:
+        return Viewer(agent_id=principal.agent_id, address=request.remote)
     agent = request.headers.get("X-Agent-Id") or None
     if agent is not None and not NAME.match(agent):
         raise Unprocessable("X-Agent-Id must be 1 to 128 printable characters",

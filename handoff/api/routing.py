@@ -12,7 +12,8 @@ from pydantic import BaseModel
 
 from handoff.api.state import AUTH_FAILURES, BACKPRESSURE, DEPS, PRINCIPAL
 from handoff.errors import Forbidden, Unauthorized
-from handoff.services import apikeys
+from handoff.services import apikeys, desktokens
+from handoff.services.deps import Deps, Principal
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -39,6 +40,7 @@ class Endpoint:
     produces: str = "application/json"
     headers: tuple[Query, ...] = ()
     in_schema: bool = True
+    desk: bool = False
 
 
 class Routes:
@@ -51,13 +53,16 @@ class Routes:
               body: type[BaseModel] | None = None, body_optional: bool = False,
               response: type[BaseModel] | None = None, status: int = 200,
               query: tuple[Query, ...] = (), produces: str = "application/json",
-              headers: tuple[Query, ...] = (), in_schema: bool = True
+              headers: tuple[Query, ...] = (), in_schema: bool = True, desk: bool = False
               ) -> Callable[[Handler], Handler]:
+        """`desk`: an agent panel token may call it too, as the agent key that minted it;
+        `in_schema=False` keeps it out of the OpenAPI document."""
         def register(handler: Handler) -> Handler:
-            guarded = handler if roles is None else _guard(handler, frozenset(roles))
+            guarded = handler if roles is None else _guard(handler, frozenset(roles), desk)
             self.endpoints.append(Endpoint(
                 method, path, guarded, None if roles is None else frozenset(roles), summary,
-                body, body_optional, response, status, query, produces, headers, in_schema))
+                body, body_optional, response, status, query, produces, headers, in_schema,
+                desk))
             return guarded
         return register
 
@@ -65,18 +70,20 @@ class Routes:
         app.add_routes([web.route(e.method, e.path, e.handler) for e in self.endpoints])
 
 
-def _guard(handler: Handler, roles: frozenset[str]) -> Handler:
+def _guard(handler: Handler, roles: frozenset[str], desk: bool) -> Handler:
     """Authenticate (401) and authorise (403) before the handler sees anything."""
     @wraps(handler)
     async def guarded(request: web.Request) -> web.StreamResponse:
         deps, guard = request.app[DEPS], request.app[AUTH_FAILURES]
         guard.check(request.remote)
         try:
-            principal = await apikeys.authenticate(
-                deps.store, request.headers.get("Authorization"), now_ms=deps.now_ms())
+            principal = await _authenticate(deps, request, desk)
         except Unauthorized:
             await guard.failed(request.remote, deps.now_ms())
             raise
+        if principal.desk and not desk:
+            raise Forbidden("a panel token may only use the panel's routes; "
+                            "use an agent key here")
         if principal.role not in roles:
             raise Forbidden(f"a {principal.role} key may not use this route; "
                             f"it needs {' or '.join(sorted(roles))}")
@@ -84,3 +91,19 @@ def _guard(handler: Handler, roles: frozenset[str]) -> Handler:
         request[PRINCIPAL] = principal
         return await handler(request)
     return guarded
+
+
+async def _authenticate(deps: Deps, request: web.Request, desk: bool) -> Principal:
+    """An API key, or on panel routes a panel token: in `Authorization: Bearer`, or (for
+    `EventSource`, which cannot send headers) as `access_token=` on a GET. Keys never travel in
+    URLs, so only a panel token is taken from one."""
+    authorization = request.headers.get("Authorization")
+    token = request.query.get("access_token") if request.method == "GET" else None
+    if authorization is None and desk and token is not None:
+        if not desktokens.is_token(token):
+            raise Unauthorized("access_token takes a panel token, never an API key")
+        return await desktokens.verify(deps, token)
+    scheme, _, secret = (authorization or "").partition(" ")
+    if scheme.lower() == "bearer" and desktokens.is_token(secret.strip()):
+        return await desktokens.verify(deps, secret.strip())
+    return await apikeys.authenticate(deps.store, authorization, now_ms=deps.now_ms())

@@ -195,7 +195,8 @@ def _flags(everyone: list[CustomerData], threshold: int) -> list[Flag]:
                 asks.append(rec)
             else:
                 flags.append(Flag(kind=rec["kind"], term=rec["term"], turn_id=rec["turn_id"],
-                                  conversation_id=rec["conversation_id"]))
+                                  conversation_id=rec["conversation_id"],
+                                  phrase=rec.get("phrase")))
     if len(asks) >= threshold:
         last = max(asks, key=lambda r: r["at"])
         flags.append(Flag(kind="frustration", term=HUMAN_TERM, turn_id=last["turn_id"],

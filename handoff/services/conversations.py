@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from handoff.errors import NotFound, Unprocessable
-from handoff.services import audit, identity
+from handoff.errors import Forbidden, NotFound, Unprocessable
+from handoff.services import audit, identity, reask
 from handoff.services.deps import Deps, Principal
 from handoff.services.facts import add_facts
 from handoff.services.flags import Lexicon
@@ -23,6 +23,8 @@ CURSOR = re.compile(r"^\d{1,20}-\d{1,20}$")
 async def append_turns(deps: Deps, principal: Principal, lexicon: Lexicon,
                        conversation_id: str, body: AppendTurns) -> AppendResult:
     """Append turns to a conversation; a turn id already stored counts as a duplicate."""
+    if principal.desk and any(t.role != "agent" for t in body.turns):
+        raise Forbidden("a panel token posts agent turns only")
     refuse_card_numbers(
         (("path", "conversation_id"), conversation_id), (("source",), body.source),
         *[(("turns", n, "id"), t.id) for n, t in enumerate(body.turns)],
@@ -40,6 +42,7 @@ async def append_turns(deps: Deps, principal: Principal, lexicon: Lexicon,
                             [{"loc": ["channel"], "msg": "required on the first post"}]) from exc
     now = deps.now_ms()
     change = CustomerWrite()
+    agent_turns: dict[int, reask.AgentTurn] = {}
     identity.identity_records(resolved, channel=body.channel, conversation_id=conversation_id,
                               now_ms=now, change=change)
     started = min(to_ms(t.ts) for t in body.turns)
@@ -54,6 +57,8 @@ async def append_turns(deps: Deps, principal: Principal, lexicon: Lexicon,
         change.turns.append((f"{conversation_id}\x00{turn.id}", record))
         if turn.role == "customer":
             flag_turn(change, lexicon, text, conversation_id, turn.id, now)
+        elif turn.role == "agent":
+            agent_turns[len(change.turns) - 1] = reask.AgentTurn(turn.id, conversation_id, text)
     if body.facts:
         # A fact told in a turn was learned when that turn was said, not when it was posted.
         add_facts(change, body.facts, principal=principal, privacy=deps.privacy,
@@ -62,6 +67,10 @@ async def append_turns(deps: Deps, principal: Principal, lexicon: Lexicon,
                   source=body.source, now_ms=min(now, to_ms(body.turns[-1].ts)))
     cus_id, written = await identity.write(deps, principal.tenant, resolved.customer_id, change,
                                            create=resolved.created)
+    if agent_turns:
+        # Only turns stored just now: a retried post neither flags nor counts twice.
+        await reask.record(deps, principal.tenant, cus_id,
+                           [t for n, t in agent_turns.items() if written.cursors[n]])
     return AppendResult(customer_id=cus_id, conversation_id=conversation_id,
                         appended=written.appended, duplicates=written.duplicates)
 

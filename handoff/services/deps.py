@@ -16,11 +16,18 @@ from schemas.brief import Brief
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The authenticated caller: one API key of one tenant with one role."""
+    """The authenticated caller: one API key of one tenant with one role, or an agent panel
+    token (`agent_id` set), which acts for the agent key that minted it."""
 
     tenant: str
     role: str
     key_id: str
+    agent_id: str | None = None
+    expires_ms: int | None = None
+
+    @property
+    def desk(self) -> bool:
+        return self.agent_id is not None
 
 
 def _now_ms() -> int:

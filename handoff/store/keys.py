@@ -131,6 +131,16 @@ def index_secret() -> str:
     return f"{PREFIX}:secret:index"
 
 
+def desk_secret() -> str:
+    """Signs agent panel tokens: one for the deployment, so any process can check any token."""
+    return f"{PREFIX}:secret:desk"
+
+
+def reasks(tenant: str) -> str:
+    """Re-asks detected in agent turns, counted by topic."""
+    return f"{PREFIX}:{{{tenant}}}:reasks"
+
+
 def auth_failures(address_digest: str, window: int) -> str:
     return f"{PREFIX}:authfail:{address_digest}:{window}"
 

@@ -142,7 +142,7 @@ class Store:
     """Holds a Redis or Redis Cluster client; every method is one domain operation."""
 
     def __init__(self, client: Client, blocking: Client, digester: Digester,
-                 *, events_maxlen: int) -> None:
+                 *, events_maxlen: int, desk_secret: bytes = b"") -> None:
         # redis-py types every reply as `bytes | str | list | ...` whatever decode_responses
         # says; replies are decoded here, by hand, so the clients are used untyped.
         self.client: Any = client
@@ -152,6 +152,7 @@ class Store:
         self._api_keys: Memo[str, dict[str, str]] = Memo(size=10_000, ttl=5.0)
         self._listeners: dict[str, Callable[[list[str]], None]] = {}
         self.digester = digester
+        self.desk_secret = desk_secret
         self.events_maxlen = events_maxlen
         self._write: AsyncScript = client.register_script(scripts.CUSTOMER_WRITE)
         self._create: AsyncScript = client.register_script(scripts.HANDOFF_CREATE)
@@ -162,13 +163,18 @@ class Store:
 
     @classmethod
     async def open(cls, client: Client, blocking: Client, *, events_maxlen: int) -> Store:
-        """Load (or create, once, for the whole deployment) the index digest secret."""
+        """Load (or create, once, for the whole deployment) the index digest and panel token
+        secrets."""
+        secrets = []
         with map_exceptions():
-            await client.set(keys.index_secret(), os.urandom(32), nx=True)
-            secret = await client.get(keys.index_secret())
-        if not isinstance(secret, bytes):
-            raise StoreUnavailable("the index secret could not be read")
-        return cls(client, blocking, Digester(secret), events_maxlen=events_maxlen)
+            for name in (keys.index_secret(), keys.desk_secret()):
+                await client.set(name, os.urandom(32), nx=True)
+                secrets.append(await client.get(name))
+        secret, desk = secrets
+        if not isinstance(secret, bytes) or not isinstance(desk, bytes):
+            raise StoreUnavailable("the deployment's secrets could not be read")
+        return cls(client, blocking, Digester(secret), events_maxlen=events_maxlen,
+                   desk_secret=desk)
 
     async def close(self) -> None:
         await aclose(self.client)
@@ -311,6 +317,32 @@ class Store:
         raw = await self._logged_read(queue, audit)
         return [(_decode_text_hash(raw[i]), _decode_hash(raw[i + 1]))
                 for i in range(0, len(raw), 2)]
+
+    async def read_known(self, tenant: str, cus_ids: list[str]
+                         ) -> list[tuple[dict[str, str], dict[str, Any], dict[str, Any]]]:
+        """Meta, identities and facts of each customer: what a re-ask is checked against."""
+        with map_exceptions():
+            async with self.client.pipeline(transaction=False) as pipe:
+                for cus_id in cus_ids:
+                    ck = keys.customer(tenant, cus_id)
+                    pipe.hgetall(ck.meta)
+                    pipe.hgetall(ck.ids)
+                    pipe.hgetall(ck.facts)
+                raw = await pipe.execute()
+        return [(_decode_text_hash(raw[i]), _decode_hash(raw[i + 1]), _decode_hash(raw[i + 2]))
+                for i in range(0, len(raw), 3)]
+
+    async def count_reasks(self, tenant: str, topics: list[str]) -> None:
+        with map_exceptions():
+            async with self.client.pipeline(transaction=False) as pipe:
+                for topic in topics:
+                    pipe.hincrby(keys.reasks(tenant), topic, 1)
+                await pipe.execute()
+
+    async def reask_counts(self, tenant: str) -> dict[str, int]:
+        with map_exceptions():
+            raw = await self.client.hgetall(keys.reasks(tenant))
+        return {k.decode(): int(v) for k, v in raw.items()}
 
     async def read_hash(self, tenant: str, cus_id: str, name: str) -> dict[str, Any]:
         ck = keys.customer(tenant, cus_id)
