@@ -71,6 +71,15 @@ class Settings(BaseSettings):
     human_request_terms: list[str] = Field(default_factory=lambda: list(DEFAULT_HUMAN_TERMS))
     human_request_threshold: int = Field(default=2, ge=1)
     log_level: str = "INFO"
+    dialogflow_handoff_tags: list[str] = Field(
+        default_factory=lambda: ["handoff"],
+        description="Dialogflow CX fulfillment tags whose webhook call requests a hand-off")
+    lex_handoff_intents: list[str] = Field(
+        default_factory=lambda: ["Handoff"],
+        description="Lex V2 intents whose fulfillment requests a hand-off")
+    rasa_handoff_actions: list[str] = Field(
+        default_factory=lambda: ["action_handoff"],
+        description="Rasa actions whose event requests a hand-off")
 
     @property
     def retention_ms(self) -> int:
