@@ -26,6 +26,7 @@ from handoff.api.state import DEPS, LEXICON, PRINCIPAL
 from handoff.errors import Unprocessable
 from handoff.services import continuations, conversations, facts, handoffs, identity, verification
 from handoff.services.deps import Principal
+from handoff.services.masking import mask_text
 from handoff.services.timefmt import moment
 from schemas.common import Identity
 from schemas.conversations import AppendResult, AppendTurns, FactsResult, PutFacts
@@ -82,6 +83,10 @@ class Core:
     def now(self) -> datetime:
         """The service's clock, for vendor payloads that carry no time of their own."""
         return moment(self._deps.now_ms())
+
+    def looks_like_card(self, value: str) -> bool:
+        """Whether the core would take `value` for a card number (and refuse it as an id)."""
+        return mask_text(value) != value
 
     def claimable(self, kind: str, value: str) -> bool:
         """Whether `value` is a well-formed identity of `kind`, so a claim of it is accepted."""

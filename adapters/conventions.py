@@ -32,10 +32,16 @@ HANDOFF_FIELDS = {"handoff_queue": "queue", "handoff_priority": "priority",
 TRUE = frozenset({"true", "yes", "1", "on"})
 
 
+# Hex digits spelled as letters: a run of 13 or more decimal digits in an id can pass the Luhn
+# check, and the core refuses anything that looks like a card number as an identifier.
+LETTERS = str.maketrans("0123456789abcdef", "ghijklmnopabcdef")
+
+
 def digest(*parts: object) -> str:
-    """A short stable id from payload fields, for vendors that give no id of their own."""
+    """A short stable id from payload fields (96 bits, letters only), for vendors that give no
+    id of their own."""
     joined = "\x00".join("" if p is None else str(p) for p in parts)
-    return hashlib.sha256(joined.encode()).hexdigest()[:24]
+    return hashlib.sha256(joined.encode()).hexdigest()[:24].translate(LETTERS)
 
 
 def truthy(value: object) -> bool:
@@ -111,9 +117,16 @@ async def record(core: Core, conversation_id: str, *, customer: dict[str, Any] |
     return None
 
 
-def conversation_id(value: str | None, *, where: str) -> str:
+def vendor_id(core: Core, value: str) -> str:
+    """A vendor's own id, unless the core would take it for a card number (the digit groups of
+    a UUID, or a numeric session id, now and then pass the Luhn check): then a digest of it,
+    just as stable."""
+    return "v-" + digest(value) if core.looks_like_card(value) else value
+
+
+def conversation_id(core: Core, value: str | None, *, where: str) -> str:
     """A vendor session id as a conversation id: 1 to 128 printable characters, else 422."""
     if value is None or not NAME.match(value):
         raise Unprocessable(f"{where} cannot be a conversation id",
                             [{"loc": [where], "msg": "1 to 128 printable characters required"}])
-    return value
+    return vendor_id(core, value)

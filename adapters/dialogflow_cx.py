@@ -38,7 +38,7 @@ routes = Routes()
 async def webhook(request: web.Request) -> web.StreamResponse:
     event = await parse(request, WebhookRequest)
     core = Core(request)
-    session = c.conversation_id(session_id(event), where="sessionInfo.session")
+    session = c.conversation_id(core, session_id(event), where="sessionInfo.session")
     params = (event.sessionInfo.parameters if event.sessionInfo else None) or {}
     form = form_parameters(event)
     channel, caller = ("voice", caller_id(core, event)) if spoken(event) else ("chat", None)
@@ -49,17 +49,24 @@ async def webhook(request: web.Request) -> web.StreamResponse:
     known: dict[str, FactValue] = {
         **c.facts(params.items(), where="sessionInfo.parameters"),
         **c.facts(form, where="pageInfo.formInfo.parameterInfo")}
-    base = event.detectIntentResponseId or "dfcx-" + c.digest(
+    base = c.vendor_id(core, event.detectIntentResponseId) if event.detectIntentResponseId \
+        else "dfcx-" + c.digest(
         session, event.text, event.transcript, event.dtmfDigits, event.triggerIntent,
         event.triggerEvent, tag(event))
+    said = turns(core, event, base)
+    # Everything is mapped (and refused) before anything is written.
+    ask = (handoff_request(event, session, channel, customer, params)
+           if asks_for_human(event, request.app[SETTINGS].dialogflow_handoff_tags) else None)
     await c.record(core, session, customer=customer, channel=channel, source=NAME,
-                   turns=turns(core, event, base), known=known,
+                   turns=said, known=known,
                    ref=f"phone:{caller}" if caller else
                    (f"chat:{session}" if channel == "chat" else None),
                    where="WebhookRequest")
     answer = WebhookResponse()
-    if asks_for_human(event, request.app[SETTINGS].dialogflow_handoff_tags):
-        handoff = await request_handoff(core, event, session, channel, customer, params, base)
+    if ask is not None:
+        # One hand-off per webhook call: a retried call answers the first hand-off again.
+        handoff, _ = await core.request_handoff(
+            ask, f"{NAME}:{c.digest(session, base, tag(event))}")
         answer = handoff_response(handoff)
     return render(request, answer.model_dump(mode="json", exclude_none=True))
 
@@ -124,22 +131,20 @@ def asks_for_human(event: WebhookRequest, tags: list[str]) -> bool:
     return tag(event) in tags or any(m.liveAgentHandoff is not None for m in event.messages)
 
 
-async def request_handoff(core: Core, event: WebhookRequest, session: str, channel: str,
-                          customer: dict[str, Any] | None, params: dict[str, Any],
-                          base: str) -> Handoff:
+def handoff_request(event: WebhookRequest, session: str, channel: str,
+                    customer: dict[str, Any] | None, params: dict[str, Any]) -> HandoffIn:
+    """The hand-off asked for: queue, priority, reason and summary from `liveAgentHandoff`
+    metadata or session parameters (`handoff_queue`, ...), the parameters winning."""
     metadata: dict[str, Any] = {}
     for message in event.messages:
         if isinstance(message.liveAgentHandoff, dict):
             found = message.liveAgentHandoff.get("metadata")
             metadata |= found if isinstance(found, dict) else {}
-    body = build(HandoffIn, {
+    return build(HandoffIn, {
         "customer": customer, "conversation_id": session, "channel": channel, "source": NAME,
         "reason": "customer_request", "continuation": True,
         "intent": event.intentInfo.displayName if event.intentInfo else None,
         **c.handoff_fields(metadata), **c.handoff_fields(params)}, where="sessionInfo.parameters")
-    # One hand-off per webhook call: a retried call answers the first hand-off again.
-    handoff, _ = await core.request_handoff(body, f"{NAME}:{c.digest(session, base, tag(event))}")
-    return handoff
 
 
 def handoff_response(handoff: Handoff) -> WebhookResponse:

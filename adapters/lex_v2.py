@@ -34,7 +34,7 @@ routes = Routes()
 async def code_hook(request: web.Request) -> web.StreamResponse:
     event = await parse(request, LexEvent)
     core = Core(request)
-    session = c.conversation_id(event.sessionId, where="sessionId")
+    session = c.conversation_id(core, event.sessionId, where="sessionId")
     state = event.sessionState
     attributes = state.sessionAttributes or {}
     intent = state.intent
@@ -54,20 +54,23 @@ async def code_hook(request: web.Request) -> web.StreamResponse:
     # across a retried invocation of the same hook.
     turn_id = "lex-" + c.digest(session, state.originatingRequestId, event.inputTranscript,
                                 intent.name if intent else None)
+    said = turns(core, event, turn_id, slots)
+    # Everything is mapped (and refused) before anything is written.
+    ask = build(HandoffIn, {
+        "customer": customer, "conversation_id": session, "channel": channel,
+        "source": NAME, "reason": "customer_request", "continuation": True,
+        "intent": intent.name if intent else None, **c.handoff_fields(attributes)},
+        where="sessionState.sessionAttributes") \
+        if asks_for_human(event, request.app[SETTINGS].lex_handoff_intents) else None
     await c.record(core, session, customer=customer, channel=channel, source=NAME,
-                   turns=turns(core, event, turn_id, slots), known=known,
+                   turns=said, known=known,
                    ref=f"phone:{caller}" if caller else
                    (f"chat:{session}" if channel == "chat" else None),
                    where="sessionState")
     handoff = None
-    settings = request.app[SETTINGS]
-    if asks_for_human(event, settings.lex_handoff_intents):
-        body = build(HandoffIn, {
-            "customer": customer, "conversation_id": session, "channel": channel,
-            "source": NAME, "reason": "customer_request", "continuation": True,
-            "intent": intent.name if intent else None, **c.handoff_fields(attributes)},
-            where="sessionState.sessionAttributes")
-        handoff, _ = await core.request_handoff(body, f"{NAME}:{turn_id}")
+    if ask is not None:
+        # One hand-off per utterance: a retried invocation answers the first hand-off again.
+        handoff, _ = await core.request_handoff(ask, f"{NAME}:{turn_id}")
     return render(request, respond(event, handoff).model_dump(mode="json", exclude_none=True))
 
 

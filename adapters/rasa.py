@@ -57,7 +57,7 @@ async def ingest(request: web.Request) -> web.StreamResponse:
     core = Core(request)
     handoff_actions = request.app[SETTINGS].rasa_handoff_actions
     plans, ignored = [], 0
-    for sender, located, slots in conversations(payload):
+    for sender, located, slots in conversations(core, payload):
         plan, skipped = planned(core, sender, located, slots, handoff_actions)
         plans.append(plan)
         ignored += skipped
@@ -68,18 +68,18 @@ async def ingest(request: web.Request) -> web.StreamResponse:
 Located = list[tuple[str, Event]]
 
 
-def conversations(payload: Tracker | Event | list[Event]
+def conversations(core: Core, payload: Tracker | Event | list[Event]
                   ) -> list[tuple[str, Located, dict[str, Any]]]:
     """Events grouped by conversation, each with where it sat in the body (for errors)."""
     if isinstance(payload, Tracker):
-        sender = c.conversation_id(payload.sender_id, where="sender_id")
+        sender = c.conversation_id(core, payload.sender_id, where="sender_id")
         return [(sender, [(f"events.{n}", e) for n, e in enumerate(payload.events)],
                  payload.slots or {})]
     listed = [("event", payload)] if isinstance(payload, Event) else \
         [(str(n), e) for n, e in enumerate(payload)]
     groups: dict[str, Located] = {}
     for where, event in listed:
-        sender = c.conversation_id(event.sender_id, where=f"{where}.sender_id")
+        sender = c.conversation_id(core, event.sender_id, where=f"{where}.sender_id")
         groups.setdefault(sender, []).append((where, event))
     return [(sender, located, {}) for sender, located in groups.items()]
 
@@ -129,8 +129,8 @@ def planned(core: Core, sender: str, located: Located, slots: dict[str, Any],
 def turn(core: Core, sender: str, where: str, event: Event) -> TurnIn:
     """A user or bot event as a turn; the id is Rasa's message id, else a digest of the event."""
     assert event.text is not None
-    turn_id = event.message_id or "rasa-" + c.digest(sender, event.event, event.timestamp,
-                                                     event.text)
+    turn_id = (c.vendor_id(core, event.message_id) if event.message_id else
+               "rasa-" + c.digest(sender, event.event, event.timestamp, event.text))
     more: dict[str, Any] = {}
     parse_data = event.parse_data if event.event == "user" else None
     if parse_data is not None:
