@@ -89,7 +89,6 @@ def planned(core: Core, sender: str, located: Located, slots: dict[str, Any],
     """The turns, facts and hand-off one conversation's events ask for, and how many events
     were left out."""
     plan, turns, ignored = Plan(sender), [], 0
-    customer = {"identities": [{"kind": "chat", "value": sender}]}
     slots = dict(slots)
     trigger: tuple[str, Event] | None = None
     intent: str | None = None
@@ -108,6 +107,8 @@ def planned(core: Core, sender: str, located: Located, slots: dict[str, Any],
             trigger = (where, event)
         else:
             ignored += 1
+    customer = {"identities": [{"kind": "chat", "value": sender},
+                               *c.claims(core, slots.items())]}
     for start in range(0, len(turns), MAX_TURNS):
         last = start + MAX_TURNS >= len(turns)
         plan.appends.append(build(AppendTurns, {

@@ -100,6 +100,23 @@ async def test_broker_events_give_turns_both_ways_and_slots_as_facts(
     assert (fact["value"], fact["channel"], fact["verified"]) == ("BER", "chat", False)
 
 
+async def test_an_email_slot_is_a_claim_that_opens_nobody_elses_context(
+        client: Client, keys: Keys) -> None:
+    briefs = []
+    for _ in range(2):
+        sender, events = broker_events()
+        events[2] |= {"name": "email", "value": "Ana@Example.com"}
+        await post(client, keys, events)
+        briefs.append(await brief_of(client, keys, f"chat:{sender}"))
+    first, second = briefs
+    assert first["customer"]["id"] != second["customer"]["id"]
+    for brief in briefs:
+        identities = {(i["kind"], i["value"]): i["verified"]
+                      for i in brief["customer"]["identities"]}
+        assert identities[("email", "ana@example.com")] is False
+        assert brief["verifications"] == [] and len(brief["turns"]) == 2
+
+
 async def test_one_event_at_a_time_keeps_rasas_message_id_and_facts_join_later(
         client: Client, keys: Keys) -> None:
     sender, events = broker_events()
