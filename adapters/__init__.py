@@ -5,6 +5,11 @@ A new vendor is one module with an `adapter` and one line in `ADAPTERS`.
 
 from __future__ import annotations
 
+from adapters import dialogflow_cx, lex_v2, rasa
 from adapters.base import Adapter
 
-ADAPTERS: tuple[Adapter, ...] = ()
+ADAPTERS: tuple[Adapter, ...] = (
+    dialogflow_cx.adapter,
+    lex_v2.adapter,
+    rasa.adapter,
+)

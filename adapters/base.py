@@ -14,6 +14,7 @@ only put credentials in the webhook URL.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -23,8 +24,11 @@ from handoff.api.bodies import errors_of
 from handoff.api.routing import Routes
 from handoff.api.state import DEPS, LEXICON, PRINCIPAL
 from handoff.errors import Unprocessable
-from handoff.services import continuations, conversations, facts, handoffs, verification
+from handoff.services import continuations, conversations, facts, handoffs, identity, verification
 from handoff.services.deps import Principal
+from handoff.services.masking import mask_text
+from handoff.services.timefmt import moment
+from schemas.common import Identity
 from schemas.conversations import AppendResult, AppendTurns, FactsResult, PutFacts
 from schemas.handoffs import Handoff, HandoffIn, RedeemIn, RedeemResult
 from schemas.verification import VerifyIn, VerifyResult
@@ -75,6 +79,22 @@ class Core:
     async def redeem(self, code: str, body: RedeemIn) -> RedeemResult:
         return await continuations.redeem(self._deps, self.principal, code, body,
                                           address=self._address)
+
+    def now(self) -> datetime:
+        """The service's clock, for vendor payloads that carry no time of their own."""
+        return moment(self._deps.now_ms())
+
+    def looks_like_card(self, value: str) -> bool:
+        """Whether the core would take `value` for a card number (and refuse it as an id)."""
+        return mask_text(value) != value
+
+    def claimable(self, kind: str, value: str) -> bool:
+        """Whether `value` is a well-formed identity of `kind`, so a claim of it is accepted."""
+        try:
+            identity.normalise(Identity(kind=kind, value=value))
+        except (ValidationError, Unprocessable):
+            return False
+        return True
 
 
 def build(model: type[M], data: Any, *, where: str) -> M:

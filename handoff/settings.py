@@ -153,6 +153,15 @@ class Settings(BaseSettings):
     reask_topics: dict[str, ReaskTopic] = Field(
         default_factory=lambda: dict(DEFAULT_REASK_TOPICS),
         description="what agents must not ask again: fact keys / identity kinds and phrasings")
+    dialogflow_handoff_tags: list[str] = Field(
+        default_factory=lambda: ["handoff"],
+        description="Dialogflow CX fulfillment tags whose webhook call requests a hand-off")
+    lex_handoff_intents: list[str] = Field(
+        default_factory=lambda: ["Handoff"],
+        description="Lex V2 intents whose fulfillment requests a hand-off")
+    rasa_handoff_actions: list[str] = Field(
+        default_factory=lambda: ["action_handoff"],
+        description="Rasa actions whose event requests a hand-off")
 
     @property
     def retention_ms(self) -> int:

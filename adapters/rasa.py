@@ -1,0 +1,184 @@
+"""Rasa tracker events: a whole tracker as `GET /conversations/{id}/tracker` exports it, or the
+events an event broker publishes (one, or a list, each with its `sender_id`).
+
+`user` events become customer turns (intent, confidence, entities), `bot` events bot turns and
+`slot` events facts; a configured action (or the `handoff_request` slot) asks for a human. Other
+events (actions, `session_started`, pauses, ...) are counted and left out. Event types:
+https://rasa.com/docs/rasa/action-server/events; `docs/adapters/rasa.md` says how to send them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from adapters import conventions as c
+from adapters.base import Adapter, Core, build
+from handoff.api.bodies import parse, render
+from handoff.api.routing import Routes
+from handoff.api.state import SETTINGS
+from handoff.errors import Unprocessable
+from schemas.conversations import AppendTurns, FactValue, TurnIn
+from schemas.handoffs import HandoffIn
+from schemas.vendors.rasa import (
+    ConversationSummary,
+    Event,
+    HandoffSummary,
+    IngestSummary,
+    RasaPayload,
+    Tracker,
+)
+
+NAME = "rasa"
+MAX_TURNS = 500  # per append, as the core API takes them
+# Slots Rasa keeps for itself: which slot a form asks for next, a session's start metadata.
+INTERNAL_SLOTS = frozenset({"requested_slot", "session_started_metadata"})
+routes = Routes()
+
+
+@dataclass
+class Plan:
+    """Everything one conversation's events ask for, validated before anything is written."""
+
+    sender: str
+    appends: list[AppendTurns] = field(default_factory=list)
+    facts: dict[str, FactValue] = field(default_factory=dict)
+    handoff: tuple[HandoffIn, str] | None = None
+
+
+@routes.route("POST", f"/v1/adapters/{NAME}/events", roles=("bot",), body=RasaPayload,
+              response=IngestSummary,
+              summary="Rasa tracker or broker events: turns, slots as facts, hand-off action")
+async def ingest(request: web.Request) -> web.StreamResponse:
+    payload = (await parse(request, RasaPayload)).root
+    core = Core(request)
+    handoff_actions = request.app[SETTINGS].rasa_handoff_actions
+    plans, ignored = [], 0
+    for sender, located, slots in conversations(core, payload):
+        plan, skipped = planned(core, sender, located, slots, handoff_actions)
+        plans.append(plan)
+        ignored += skipped
+    return render(request, IngestSummary(
+        conversations=[await carry_out(core, plan) for plan in plans], ignored=ignored))
+
+
+Located = list[tuple[str, Event]]
+
+
+def conversations(core: Core, payload: Tracker | Event | list[Event]
+                  ) -> list[tuple[str, Located, dict[str, Any]]]:
+    """Events grouped by conversation, each with where it sat in the body (for errors)."""
+    if isinstance(payload, Tracker):
+        sender = c.conversation_id(core, payload.sender_id, where="sender_id")
+        return [(sender, [(f"events.{n}", e) for n, e in enumerate(payload.events)],
+                 payload.slots or {})]
+    listed = [("event", payload)] if isinstance(payload, Event) else \
+        [(str(n), e) for n, e in enumerate(payload)]
+    groups: dict[str, Located] = {}
+    for where, event in listed:
+        sender = c.conversation_id(core, event.sender_id, where=f"{where}.sender_id")
+        groups.setdefault(sender, []).append((where, event))
+    return [(sender, located, {}) for sender, located in groups.items()]
+
+
+def planned(core: Core, sender: str, located: Located, slots: dict[str, Any],
+            handoff_actions: list[str]) -> tuple[Plan, int]:
+    """The turns, facts and hand-off one conversation's events ask for, and how many events
+    were left out."""
+    plan, turns, ignored = Plan(sender), [], 0
+    slots = dict(slots)
+    trigger: tuple[str, Event] | None = None
+    intent: str | None = None
+    for where, event in located:
+        kind = event.event
+        if kind in ("user", "bot") and event.text:
+            turns.append(turn(core, sender, where, event))
+            if kind == "user" and turns[-1].intent:
+                intent = turns[-1].intent
+        elif kind == "slot" and event.name and event.name not in INTERNAL_SLOTS:
+            slots[event.name] = event.value
+            plan.facts |= c.facts([(event.name, event.value)], where=f"{where}.value")
+            if event.name == "handoff_request" and c.truthy(event.value):
+                trigger = (where, event)
+        elif kind == "action" and event.name in handoff_actions:
+            trigger = (where, event)
+        else:
+            ignored += 1
+    customer = {"identities": [{"kind": "chat", "value": sender},
+                               *c.claims(core, slots.items())]}
+    for start in range(0, len(turns), MAX_TURNS):
+        last = start + MAX_TURNS >= len(turns)
+        plan.appends.append(build(AppendTurns, {
+            "customer": customer, "channel": "chat", "source": NAME,
+            "turns": turns[start:start + MAX_TURNS],
+            "facts": (plan.facts or None) if last else None}, where="events"))
+    if trigger is not None:
+        where, event = trigger
+        body = build(HandoffIn, {
+            "customer": customer, "conversation_id": sender, "channel": "chat", "source": NAME,
+            "reason": "customer_request", "continuation": True, "intent": intent,
+            **c.handoff_fields(slots)}, where="slots")
+        # The same event in a later export or a redelivery names the same hand-off.
+        key = c.digest(sender, event.event, event.name, event.timestamp)
+        plan.handoff = (body, f"{NAME}:{key}")
+    return plan, ignored
+
+
+def turn(core: Core, sender: str, where: str, event: Event) -> TurnIn:
+    """A user or bot event as a turn; the id is Rasa's message id, else a digest of the event."""
+    assert event.text is not None
+    turn_id = (c.vendor_id(core, event.message_id) if event.message_id else
+               "rasa-" + c.digest(sender, event.event, event.timestamp, event.text))
+    more: dict[str, Any] = {}
+    parse_data = event.parse_data if event.event == "user" else None
+    if parse_data is not None:
+        if parse_data.intent is not None:
+            more["intent"] = parse_data.intent.name
+            more["confidence"] = parse_data.intent.confidence
+        entities = {e.entity: c.scalar(e.value) for e in parse_data.entities}
+        more["entities"] = entities or None
+    return c.turn(turn_id, "customer" if event.event == "user" else "bot", event.text,
+                  moment(event, where) or core.now(), where=where, **more)
+
+
+def moment(event: Event, where: str) -> datetime | None:
+    """An event's epoch-seconds timestamp as a time; 422 for one no calendar has."""
+    if event.timestamp is None:
+        return None
+    try:
+        return datetime.fromtimestamp(event.timestamp, tz=UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise Unprocessable("an event timestamp is out of range",
+                            [{"loc": [where, "timestamp"], "msg": "epoch seconds expected"}]
+                            ) from exc
+
+
+async def carry_out(core: Core, plan: Plan) -> ConversationSummary:
+    summary = ConversationSummary(conversation_id=plan.sender, appended=0, duplicates=0,
+                                  facts=sorted(plan.facts))
+    for body in plan.appends:
+        done = await core.append_turns(plan.sender, body)
+        summary.customer_id = done.customer_id
+        summary.appended += done.appended
+        summary.duplicates += done.duplicates
+    if not plan.appends and plan.facts:
+        written = await c.record(core, plan.sender, customer=None, channel="chat", source=NAME,
+                                 turns=[], known=plan.facts, ref=f"chat:{plan.sender}",
+                                 where="events")
+        if written is None:  # nobody to tell about yet: the customer has not said anything
+            summary.facts = []
+        else:
+            summary.customer_id = written.customer_id
+    if plan.handoff is not None:
+        handoff, _ = await core.request_handoff(*plan.handoff)
+        summary.customer_id = handoff.customer_id
+        summary.handoff = HandoffSummary(id=handoff.id, status=handoff.status,
+                                         continuation_code=handoff.continuation_code)
+    return summary
+
+
+adapter = Adapter(name=NAME, routes=routes,
+                  summary="Rasa tracker and broker events: turns, slots as facts, hand-offs")
