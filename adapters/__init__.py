@@ -5,6 +5,10 @@ A new vendor is one module with an `adapter` and one line in `ADAPTERS`.
 
 from __future__ import annotations
 
+from adapters import amazon_connect, twilio_voice
 from adapters.base import Adapter
 
-ADAPTERS: tuple[Adapter, ...] = ()
+ADAPTERS: tuple[Adapter, ...] = (
+    twilio_voice.adapter,
+    amazon_connect.adapter,
+)

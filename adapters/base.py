@@ -23,8 +23,9 @@ from handoff.api.bodies import errors_of
 from handoff.api.routing import Routes
 from handoff.api.state import DEPS, LEXICON, PRINCIPAL
 from handoff.errors import Unprocessable
-from handoff.services import continuations, conversations, facts, handoffs, verification
+from handoff.services import brief, continuations, conversations, facts, handoffs, verification
 from handoff.services.deps import Principal
+from schemas.brief import Brief
 from schemas.conversations import AppendResult, AppendTurns, FactsResult, PutFacts
 from schemas.handoffs import Handoff, HandoffIn, RedeemIn, RedeemResult
 from schemas.verification import VerifyIn, VerifyResult
@@ -75,6 +76,12 @@ class Core:
     async def redeem(self, code: str, body: RedeemIn) -> RedeemResult:
         return await continuations.redeem(self._deps, self.principal, code, body,
                                           address=self._address)
+
+    async def standing(self, customer_id: str) -> Brief:
+        """A customer's brief without its transcript, for a vendor flow to branch on (whether
+        verified, an open hand-off); only what the adapter answers leaves the service."""
+        found, _ = await brief.build(self._deps, self.principal.tenant, customer_id, turns=0)
+        return found
 
 
 def build(model: type[M], data: Any, *, where: str) -> M:

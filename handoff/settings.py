@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_LEXICON: dict[str, list[str]] = {
@@ -71,6 +71,25 @@ class Settings(BaseSettings):
     human_request_terms: list[str] = Field(default_factory=lambda: list(DEFAULT_HUMAN_TERMS))
     human_request_threshold: int = Field(default=2, ge=1)
     log_level: str = "INFO"
+    public_url: str | None = Field(
+        default=None, description="the scheme, host and any path prefix callers use to reach "
+                                  "this service (behind a proxy); vendor signatures cover it")
+    twilio_auth_tokens: dict[str, SecretStr] = Field(
+        default_factory=dict, description="Twilio auth token per tenant, for X-Twilio-Signature")
+    twilio_prompt: str = Field(
+        default="Please enter your continuation code, or press star and your account number, "
+                "then press the pound key.", max_length=1000,
+        description="what a caller hears when the call starts")
+    twilio_joined_prompt: str = Field(
+        default="Thank you. An agent will be with you shortly.", max_length=1000,
+        description="what a caller hears before being put through")
+    twilio_join: str = Field(
+        default="enqueue:support", pattern=r"^(enqueue|dial|redirect):\S+$",
+        description="where a call goes after the code or account: enqueue:<queue>, "
+                    "dial:<number or sip: URI>, redirect:<URL>")
+    twilio_queue: str = Field(
+        default="general", pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$",
+        description="handoff queue of hand-offs asked for by calls without a continuation code")
 
     @property
     def retention_ms(self) -> int:
