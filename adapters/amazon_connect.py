@@ -27,7 +27,7 @@ from typing import Any
 import phonenumbers
 from aiohttp import web
 
-from adapters.base import PREFIX, Adapter, Core, build
+from adapters.base import PREFIX, Adapter, Core, build, vendor_id
 from handoff.api import bodies
 from handoff.api.routing import Routes
 from handoff.api.state import SETTINGS
@@ -59,7 +59,8 @@ class Call:
         self.contact: Contact = event.Details.ContactData
         self.params = event.Details.Parameters
         c = self.contact
-        self.conversation = c.InitialContactId or c.PreviousContactId or c.ContactId
+        self.conversation = vendor_id(c.InitialContactId or c.PreviousContactId or c.ContactId)
+        self.leg = vendor_id(c.ContactId)
         self.channel = CHANNELS.get(c.Channel.upper(), "other")
 
     def param(self, name: str, default: str | None = None) -> str:
@@ -82,7 +83,7 @@ class Call:
                      claims: tuple[dict[str, str], ...] = (), facts: dict[str, str] | None = None,
                      intent: str | None = None) -> AppendResult:
         """Append one turn of this leg; a retried invocation of the same step adds nothing."""
-        turn: dict[str, Any] = {"id": f"connect:{self.contact.ContactId}:{step}"[:128],
+        turn: dict[str, Any] = {"id": f"connect:{self.leg}:{step}"[:128],
                                 "role": role, "text": text, "ts": datetime.now(UTC).isoformat()}
         if intent:
             turn["intent"] = intent
@@ -135,8 +136,8 @@ async def identify(call: Call) -> dict[str, str]:
         parts.append(f"({c.InitiationMethod.lower()})")
     if c.queue_name:
         parts.append(f"in queue {c.queue_name}")
-    if c.ContactId != call.conversation:
-        parts.append(f"as leg {c.ContactId}")
+    if call.leg != call.conversation:
+        parts.append(f"as leg {call.leg}")
     account = call.params.get("account", "").strip()
     claims = ({"kind": "account", "value": account},) if account else ()
     facts = {k[len(FACT_PREFIX):]: v for k, v in call.params.items()
@@ -191,7 +192,7 @@ async def handoff(call: Call) -> dict[str, str]:
         where=PARAMS)
     # The same request on the same leg is the same hand-off, however often the flow retries.
     wanted = json.dumps(sorted(call.params.items())).encode()
-    key = f"connect:{call.contact.ContactId}:{hashlib.sha256(wanted).hexdigest()[:24]}"
+    key = f"connect:{call.leg}:{hashlib.sha256(wanted).hexdigest()[:24]}"
     created, _ = await call.core.request_handoff(body, key)
     answer = {"customer_id": created.customer_id, "handoff_id": created.id,
               "handoff_status": created.status, "handoff_queue": created.queue}

@@ -34,7 +34,7 @@ import phonenumbers
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from adapters.base import PREFIX, Adapter, Core, build
+from adapters.base import PREFIX, Adapter, Core, build, vendor_id
 from handoff.api import bodies
 from handoff.api.routing import Routes
 from handoff.api.state import SETTINGS
@@ -145,7 +145,9 @@ def _customer(call: VoiceCall, *claims: dict[str, str]) -> dict[str, Any] | None
 def _turn_id(request: web.Request, call: VoiceCall, step: str) -> str:
     """Twilio's idempotency token when sent (the same on every retry), else the call and step."""
     token = request.headers.get(IDEMPOTENCY, "")
-    return f"twilio:{token}" if TOKEN.match(token) else f"twilio:{call.CallSid}:{step}"
+    if TOKEN.match(token):
+        return f"twilio:{vendor_id(token)}"
+    return f"twilio:{vendor_id(call.CallSid)}:{step}"
 
 
 def _attempt(request: web.Request) -> int:
@@ -160,7 +162,7 @@ async def _append(core: Core, request: web.Request, call: VoiceCall, step: str, 
             **{k: v for k, v in more.items() if v is not None}}
     body = build(AppendTurns, {"customer": customer, "channel": "voice", "source": SOURCE,
                                "turns": [turn]}, where="form")
-    await core.append_turns(call.CallSid, body)
+    await core.append_turns(vendor_id(call.CallSid), body)
 
 
 @routes.route("POST", f"{BASE}voice", roles=("ivr",), produces=TWIML,
@@ -191,7 +193,8 @@ async def gathered(request: web.Request) -> web.Response:
                       intent={"code": "continuation_code", "account": "account_number"}.get(kind),
                       confidence=result.Confidence if result.SpeechResult else None)
     if kind == "code":
-        redeem = build(RedeemIn, {"customer": _customer(result), "conversation_id": result.CallSid,
+        redeem = build(RedeemIn, {"customer": _customer(result),
+                                  "conversation_id": vendor_id(result.CallSid),
                                   "channel": "voice", "source": SOURCE}, where="form")
         try:
             joined = await core.redeem(value, redeem)
@@ -206,10 +209,11 @@ async def gathered(request: web.Request) -> web.Response:
     elif kind == "none" and attempt < MAX_ATTEMPTS:
         return _twiml(_say("Sorry, I did not get that."), *_ask(settings, attempt=attempt + 1))
     handoff, _ = await core.request_handoff(build(HandoffIn, {
-        "customer": _customer(result), "conversation_id": result.CallSid, "channel": "voice",
+        "customer": _customer(result), "conversation_id": vendor_id(result.CallSid),
+        "channel": "voice",
         "source": SOURCE, "reason": "customer_request", "queue": settings.twilio_queue,
         "summary": "Phone call put through without a continuation code"}, where="form"),
-        f"twilio:{result.CallSid}")
+        f"twilio:{vendor_id(result.CallSid)}")
     return _twiml(*_join(settings, handoff.id, handoff.customer_id))
 
 

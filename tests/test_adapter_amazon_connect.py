@@ -256,3 +256,18 @@ async def test_only_ivr_keys_may_call_and_tenants_stay_apart(
     assert acme["customer_id"] != globex["customer_id"]
     assert_problem(await call(client, "GET", f"/v1/customers/{ref(acme['customer_id'])}/context",
                               headers=keys("agent", "globex")), 404)
+
+
+async def test_contact_ids_that_read_like_card_numbers_are_still_recorded(
+        client: TestClient[Any, Any], keys: Keys) -> None:
+    body = event(contact="41111111-1111-1111-1111-abcdefabcdef", operation="identify")
+    await flow(client, keys, body)
+    brief = await brief_of(client, keys, f"phone:{phone_of(body)}")
+    (journey,) = brief["journey"]
+    assert "4111" not in journey["conversation_id"]
+
+
+async def test_the_openapi_document_lists_the_route_for_ivr_keys(
+        client: TestClient[Any, Any]) -> None:
+    paths = (await ok(client, "GET", "/openapi.json", {}))["paths"]
+    assert paths[FLOW]["post"]["description"] == "Roles: ivr"

@@ -380,3 +380,21 @@ async def test_another_tenants_caller_is_a_different_customer(
     assert acme["customer"]["id"] != globex["customer"]["id"]
     assert_problem(await call(app, "GET", f"/v1/customers/{ref(acme['customer']['id'])}/context",
                               headers=keys("agent", "globex")), 404)
+
+
+async def test_a_call_sid_that_reads_like_a_card_number_is_still_recorded(
+        twilio: TestClient[Any, Any], keys: Keys) -> None:
+    _, phone = new_call()
+    sid = "CA4111111111111111abcdefabcdefabcd"  # a Luhn-valid run inside random hex
+    twiml(await post(twilio, VOICE, vary(sample("twilio-voice-incoming.form"), CallSid=sid,
+                                         From=phone), basic(keys)))
+    brief = await brief_of(twilio, keys, f"phone:{phone}")
+    (journey,) = brief["journey"]
+    assert journey["channel"] == "voice" and "4111" not in journey["conversation_id"]
+
+
+async def test_the_openapi_document_lists_the_twilio_routes_for_ivr_keys(
+        twilio: TestClient[Any, Any]) -> None:
+    paths = (await ok(twilio, "GET", "/openapi.json", {}))["paths"]
+    for path in (VOICE, GATHER):
+        assert paths[path]["post"]["description"] == "Roles: ivr"

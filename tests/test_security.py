@@ -242,6 +242,8 @@ async def test_the_openapi_document_lists_every_route_of_the_table_with_its_role
         for method, operation in operations.items():
             if "security" not in operation:
                 continue  # operations endpoints (/healthz, /openapi.json) need no key
+            if path.startswith("/v1/adapters/"):
+                continue  # vendor formats: each adapter's own tests check its roles
             shape = Route(method.upper(), path, ()).shape
             documented[shape] = operation["description"].removeprefix("Roles: ").split(", ")
     table = {route.shape: sorted(route.roles) for route in ROUTES}
