@@ -5,11 +5,13 @@ A new vendor is one module with an `adapter` and one line in `ADAPTERS`.
 
 from __future__ import annotations
 
-from adapters import dialogflow_cx, lex_v2, rasa
+from adapters import amazon_connect, dialogflow_cx, lex_v2, rasa, twilio_voice
 from adapters.base import Adapter
 
 ADAPTERS: tuple[Adapter, ...] = (
     dialogflow_cx.adapter,
     lex_v2.adapter,
     rasa.adapter,
+    twilio_voice.adapter,
+    amazon_connect.adapter,
 )

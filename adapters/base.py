@@ -13,6 +13,8 @@ only put credentials in the webhook URL.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -24,10 +26,19 @@ from handoff.api.bodies import errors_of
 from handoff.api.routing import Routes
 from handoff.api.state import DEPS, LEXICON, PRINCIPAL
 from handoff.errors import Unprocessable
-from handoff.services import continuations, conversations, facts, handoffs, identity, verification
+from handoff.services import (
+    brief,
+    continuations,
+    conversations,
+    facts,
+    handoffs,
+    identity,
+    verification,
+)
 from handoff.services.deps import Principal
 from handoff.services.masking import mask_text
 from handoff.services.timefmt import moment
+from schemas.brief import Brief
 from schemas.common import Identity
 from schemas.conversations import AppendResult, AppendTurns, FactsResult, PutFacts
 from schemas.handoffs import Handoff, HandoffIn, RedeemIn, RedeemResult
@@ -84,10 +95,6 @@ class Core:
         """The service's clock, for vendor payloads that carry no time of their own."""
         return moment(self._deps.now_ms())
 
-    def looks_like_card(self, value: str) -> bool:
-        """Whether the core would take `value` for a card number (and refuse it as an id)."""
-        return mask_text(value) != value
-
     def claimable(self, kind: str, value: str) -> bool:
         """Whether `value` is a well-formed identity of `kind`, so a claim of it is accepted."""
         try:
@@ -95,6 +102,12 @@ class Core:
         except (ValidationError, Unprocessable):
             return False
         return True
+
+    async def standing(self, customer_id: str) -> Brief:
+        """A customer's brief without its transcript, for a vendor flow to branch on (whether
+        verified, an open hand-off); only what the adapter answers leaves the service."""
+        found, _ = await brief.build(self._deps, self.principal.tenant, customer_id, turns=0)
+        return found
 
 
 def build(model: type[M], data: Any, *, where: str) -> M:
@@ -104,3 +117,13 @@ def build(model: type[M], data: Any, *, where: str) -> M:
     except ValidationError as exc:
         raise Unprocessable(f"{where} cannot be mapped onto a {model.__name__}",
                             errors_of(exc, (where,))) from exc
+
+
+def vendor_id(value: str) -> str:
+    """A vendor's id, usable as a conversation or turn id: unchanged, unless the core would take
+    it for a card number and refuse it (the digit runs of random hex, a UUID or a numeric session
+    id now and then pass the Luhn check): then a digest of it, just as stable."""
+    if mask_text(value) == value:
+        return value
+    digest = base64.b32encode(hashlib.sha256(value.encode()).digest()[:15]).decode().lower()
+    return f"id-{digest}"

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from adapters.base import Core, build
+from adapters.base import Core, build, vendor_id
 from handoff.api.params import NAME
 from handoff.errors import NotFound, Unprocessable
 from schemas.conversations import AppendResult, AppendTurns, FactValue, PutFacts, TurnIn
@@ -117,16 +117,9 @@ async def record(core: Core, conversation_id: str, *, customer: dict[str, Any] |
     return None
 
 
-def vendor_id(core: Core, value: str) -> str:
-    """A vendor's own id, unless the core would take it for a card number (the digit groups of
-    a UUID, or a numeric session id, now and then pass the Luhn check): then a digest of it,
-    just as stable."""
-    return "v-" + digest(value) if core.looks_like_card(value) else value
-
-
 def conversation_id(core: Core, value: str | None, *, where: str) -> str:
     """A vendor session id as a conversation id: 1 to 128 printable characters, else 422."""
     if value is None or not NAME.match(value):
         raise Unprocessable(f"{where} cannot be a conversation id",
                             [{"loc": [where], "msg": "1 to 128 printable characters required"}])
-    return vendor_id(core, value)
+    return vendor_id(value)

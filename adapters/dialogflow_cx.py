@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from adapters import conventions as c
-from adapters.base import Adapter, Core, build
+from adapters.base import Adapter, Core, build, vendor_id
 from handoff.api.bodies import parse, render
 from handoff.api.routing import Routes
 from handoff.api.state import SETTINGS
@@ -49,7 +49,7 @@ async def webhook(request: web.Request) -> web.StreamResponse:
     known: dict[str, FactValue] = {
         **c.facts(params.items(), where="sessionInfo.parameters"),
         **c.facts(form, where="pageInfo.formInfo.parameterInfo")}
-    base = c.vendor_id(core, event.detectIntentResponseId) if event.detectIntentResponseId \
+    base = vendor_id(event.detectIntentResponseId) if event.detectIntentResponseId \
         else "dfcx-" + c.digest(
         session, event.text, event.transcript, event.dtmfDigits, event.triggerIntent,
         event.triggerEvent, tag(event))

@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from adapters import conventions as c
-from adapters.base import Adapter, Core, build
+from adapters.base import Adapter, Core, build, vendor_id
 from handoff.api.bodies import parse, render
 from handoff.api.routing import Routes
 from handoff.api.state import SETTINGS
@@ -130,7 +130,7 @@ def planned(core: Core, sender: str, located: Located, slots: dict[str, Any],
 def turn(core: Core, sender: str, where: str, event: Event) -> TurnIn:
     """A user or bot event as a turn; the id is Rasa's message id, else a digest of the event."""
     assert event.text is not None
-    turn_id = (c.vendor_id(core, event.message_id) if event.message_id else
+    turn_id = (vendor_id(event.message_id) if event.message_id else
                "rasa-" + c.digest(sender, event.event, event.timestamp, event.text))
     more: dict[str, Any] = {}
     parse_data = event.parse_data if event.event == "user" else None

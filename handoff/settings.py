@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_LEXICON: dict[str, list[str]] = {
@@ -146,8 +146,10 @@ class Settings(BaseSettings):
     desk_token_minutes: int = Field(
         default=60, ge=1, le=720, description="a panel token's lifetime unless asked otherwise")
     public_url: str | None = Field(
-        default=None, description="the service's address as browsers reach it, for panel_url; "
-                                  "unset: the address the request came to")
+        default=None, description="the scheme, host and any path prefix callers and browsers use "
+                                  "to reach this service behind a proxy: panel_url is built "
+                                  "on it and vendor signatures (Twilio) cover it; unset: the "
+                                  "address the request came to")
     desk_frame_ancestors: str = Field(
         default="*", description="who may embed /desk/ in a frame (CSP frame-ancestors)")
     reask_topics: dict[str, ReaskTopic] = Field(
@@ -162,6 +164,22 @@ class Settings(BaseSettings):
     rasa_handoff_actions: list[str] = Field(
         default_factory=lambda: ["action_handoff"],
         description="Rasa actions whose event requests a hand-off")
+    twilio_auth_tokens: dict[str, SecretStr] = Field(
+        default_factory=dict, description="Twilio auth token per tenant, for X-Twilio-Signature")
+    twilio_prompt: str = Field(
+        default="Please enter your continuation code, or press star and your account number, "
+                "then press the pound key.", max_length=1000,
+        description="what a caller hears when the call starts")
+    twilio_joined_prompt: str = Field(
+        default="Thank you. An agent will be with you shortly.", max_length=1000,
+        description="what a caller hears before being put through")
+    twilio_join: str = Field(
+        default="enqueue:support", pattern=r"^(enqueue|dial|redirect):\S+$",
+        description="where a call goes after the code or account: enqueue:<queue>, "
+                    "dial:<number or sip: URI>, redirect:<URL>")
+    twilio_queue: str = Field(
+        default="general", pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$",
+        description="handoff queue of hand-offs asked for by calls without a continuation code")
 
     @property
     def retention_ms(self) -> int:

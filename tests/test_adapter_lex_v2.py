@@ -263,7 +263,7 @@ async def test_a_session_id_that_looks_like_a_card_number_is_kept_under_a_digest
                        keys("agent"))
     brief = await brief_of(client, keys, handoff["customer_id"])
     [said] = brief["turns"]
-    assert said["text"] == "hello" and said["conversation_id"].startswith("v-")
+    assert said["text"] == "hello" and said["conversation_id"].startswith("id-")
     assert (await post(client, keys, body))["sessionState"]["sessionAttributes"] == \
         answer["sessionState"]["sessionAttributes"]  # the same digest every time
     assert "4111111111111111" not in everything(redis_sync)

@@ -10,7 +10,13 @@ from aiohttp import web
 from handoff import logs
 from handoff.api.access import route_of
 from handoff.api.state import PRINCIPAL
-from handoff.errors import HandoffError, StoreUnavailable, TooManyRequests, Unprocessable
+from handoff.errors import (
+    HandoffError,
+    StoreUnavailable,
+    TooManyRequests,
+    Unauthorized,
+    Unprocessable,
+)
 from handoff.services.masking import mask_text
 from handoff.store.connection import map_exceptions
 
@@ -39,6 +45,11 @@ def _from_error(request: web.Request, exc: HandoffError) -> web.Response:
     headers: dict[str, str] = {}
     if isinstance(exc, TooManyRequests | StoreUnavailable):
         headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, Unauthorized):
+        # Vendors that keep credentials in a webhook URL (Twilio) send them only after a 401
+        # that names the Basic scheme.
+        scheme = "Basic" if request.path.startswith("/v1/adapters/") else "Bearer"
+        headers["WWW-Authenticate"] = f'{scheme} realm="handoff"'
     errors = exc.extra.get("errors") if isinstance(exc, Unprocessable) else None
     extra = {k: v for k, v in exc.extra.items() if k != "errors"}
     return problem(exc.status, title=exc.title, detail=exc.detail, type_=exc.type,
