@@ -25,6 +25,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from adapters.base import vendor_id
+from tests.adapter_checks import refuses_raw_body
 from tests.conftest import Keys
 from tests.redis_peek import assert_unchanged, not_an_attempt_counter, snapshot
 from tests.scenario import assert_problem, brief_of, call, ok, ref
@@ -237,11 +238,7 @@ async def test_an_event_that_cannot_be_mapped_is_a_422_naming_the_field_and_chan
 async def test_garbage_is_refused_and_changes_nothing(
         client: TestClient[Any, Any], keys: Keys, redis_sync: Any, data: bytes,
         content_type: str, status: int) -> None:
-    before = snapshot(redis_sync, not_an_attempt_counter)
-    answer = await call(client, "POST", FLOW, data=data,
-                        headers={**keys("ivr"), "Content-Type": content_type})
-    assert_problem(answer, status)
-    assert_unchanged(before, snapshot(redis_sync, not_an_attempt_counter))
+    await refuses_raw_body(client, redis_sync, FLOW, keys("ivr"), data, content_type, status)
 
 
 async def test_only_ivr_keys_may_call_and_tenants_stay_apart(

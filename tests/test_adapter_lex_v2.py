@@ -18,8 +18,9 @@ import pytest
 import redis
 from aiohttp.test_utils import TestClient
 
+from tests.adapter_checks import only_role_may_post, refuses_raw_body
 from tests.conftest import AppFactory, Keys
-from tests.redis_peek import assert_unchanged, everything, not_an_attempt_counter, snapshot
+from tests.redis_peek import assert_unchanged, everything, snapshot
 from tests.scenario import assert_problem, brief_of, call, ok
 
 Client = TestClient[Any, Any]
@@ -224,20 +225,13 @@ async def test_an_event_that_cannot_be_mapped_is_422_naming_the_field_and_change
 async def test_a_body_that_is_not_an_event_is_refused_and_changes_nothing(
         raw: bytes, ctype: str, status: int, client: Client, keys: Keys,
         redis_sync: redis.Redis) -> None:
-    before = snapshot(redis_sync)
-    assert_problem(await call(client, "POST", URL, data=raw,
-                              headers={**keys("bot"), "Content-Type": ctype}), status)
-    assert_unchanged(before, snapshot(redis_sync))
+    await refuses_raw_body(client, redis_sync, URL, keys("bot"), raw, ctype, status)
 
 
 async def test_only_bot_keys_may_post_and_a_missing_key_is_401(client: Client, keys: Keys,
                                                                redis_sync: redis.Redis) -> None:
     _, body = handoff_event()
-    before = snapshot(redis_sync, not_an_attempt_counter)
-    for role in ("ivr", "agent", "admin"):
-        assert_problem(await call(client, "POST", URL, headers=keys(role), json_body=body), 403)
-    assert_problem(await call(client, "POST", URL, json_body=body), 401)
-    assert_unchanged(before, snapshot(redis_sync, not_an_attempt_counter))
+    await only_role_may_post(client, redis_sync, keys, URL, body, "bot")
 
 
 async def test_another_tenants_bot_with_the_same_session_writes_only_its_own_customer(
