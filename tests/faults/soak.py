@@ -143,7 +143,12 @@ async def soak(service: Service, redis_port: int, keys: dict[str, Any], seconds:
         stop = asyncio.Event()
         load = [asyncio.create_task(client(n, session, url, keys, tally, stop))
                 for n in range(CLIENTS)]
-        await asyncio.sleep(seconds)
+        # One RSS sample per tenth of the run: a line that levels off is a cache filling up, one
+        # that keeps climbing is a leak.
+        rss_trend = [rss_start]
+        for _ in range(10):
+            await asyncio.sleep(seconds / 10)
+            rss_trend.append(service.rss_kb())
         stop.set()
         await asyncio.gather(*load)
         rss_end = service.rss_kb()
@@ -185,7 +190,8 @@ async def soak(service: Service, redis_port: int, keys: dict[str, Any], seconds:
     print(f"seconds {seconds:g}; requests sent {tally.requests}; statuses "
           f"{dict(sorted(tally.statuses.items(), key=str))}; 5xx {fives}")
     print(f"turns acknowledged {acknowledged_total}, found {found_total}")
-    print(f"RSS start {rss_start} kB, end {rss_end} kB")
+    print(f"RSS start {rss_start} kB, end {rss_end} kB; every tenth of the run (MB): "
+          + " ".join(f"{kb / 1024:.0f}" for kb in rss_trend))
     print(f"SSE turn events expected (sent while subscribed) {expected_events}, "
           f"seen {seen_events}")
     return problems
