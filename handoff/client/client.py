@@ -1,4 +1,5 @@
-"""HandoffClient: every route of the service as a typed async method.
+"""HandoffClient: every route of the service as a typed async method (the vendor adapters' routes
+under /v1/adapters/ are for the vendors to call).
 
     async with HandoffClient("http://127.0.0.1:8080", key) as handoff:
         await handoff.append_turns("web-7f3a", {...})
@@ -30,6 +31,7 @@ from schemas.admin import ApiKey, AuditEntry, Erasure, KeyIn, NewKey, RotateIn
 from schemas.brief import AcceptResult, Brief
 from schemas.common import Health, Page, Problem
 from schemas.conversations import AppendResult, AppendTurns, FactsResult, PutFacts, Turn
+from schemas.desk import DeskToken, ReaskCheck, ReaskCheckIn, TokenIn
 from schemas.handoffs import (
     AcceptIn,
     CancelIn,
@@ -40,6 +42,7 @@ from schemas.handoffs import (
     ResolveIn,
 )
 from schemas.verification import VerifyIn, VerifyResult
+from schemas.webhooks import DeadLetter, NewWebhook, Redelivery, Webhook, WebhookIn
 
 log = logging.getLogger("handoff.client")
 M = TypeVar("M", bound=BaseModel)
@@ -47,6 +50,7 @@ Body = BaseModel | Mapping[str, Any]
 JSON, MSGPACK = "application/json", "application/msgpack"
 _PAGE_HANDOFFS, _PAGE_TURNS, _PAGE_AUDIT, _PAGE_KEYS = (
     Page[Handoff], Page[Turn], Page[AuditEntry], Page[ApiKey])
+_PAGE_WEBHOOKS, _PAGE_DEAD_LETTERS = Page[Webhook], Page[DeadLetter]
 
 
 @dataclass(frozen=True)
@@ -330,6 +334,22 @@ class HandoffClient:
 
         return EventStream(opener, last_event_id=last_event_id, policy=self.retry)
 
+    async def mint_desk_token(self, agent_id: str, *, minutes: int | None = None
+                              ) -> DeskToken:
+        """A short-lived token for the agent panel at /desk/, for one agent (agent keys).
+
+        Safe to repeat: nothing is stored per token, so a second one is as good as the first."""
+        body = (TokenIn(agent_id=agent_id) if minutes is None
+                else TokenIn(agent_id=agent_id, minutes=minutes))
+        return await self._call(DeskToken, "POST", "/v1/desk/tokens", body=body)
+
+    async def reask_check(self, customer: str, text: str) -> ReaskCheck:
+        """Would this reply ask the customer for something the context already holds?
+
+        Safe to repeat: the check reads and records nothing."""
+        return await self._call(ReaskCheck, "POST", f"/v1/customers/{ref(customer)}/reask-check",
+                                body=ReaskCheckIn(text=text))
+
     # -- operators ------------------------------------------------------------------------
 
     async def erase(self, customer: str) -> Erasure:
@@ -369,6 +389,57 @@ class HandoffClient:
     async def rotate_key(self, key_id: str, *, grace_seconds: int = 0) -> NewKey:
         return await self._call(NewKey, "POST", f"/v1/admin/keys/{ref(key_id)}/rotate",
                                 body=RotateIn(grace_seconds=grace_seconds), idempotent=False)
+
+    async def list_webhooks(self) -> list[Webhook]:
+        """The tenant's webhook subscriptions, without their signing secrets (admin keys)."""
+        return (await self._call(_PAGE_WEBHOOKS, "GET", "/v1/admin/webhooks")).items
+
+    async def create_webhook(self, body: WebhookIn | Body) -> NewWebhook:
+        """Subscribe a URL to event types; the signing secret is in this answer only."""
+        # Not repeated: a request that did land would leave a second subscription behind.
+        return await self._call(NewWebhook, "POST", "/v1/admin/webhooks",
+                                body=_model(WebhookIn, body), idempotent=False)
+
+    async def delete_webhook(self, webhook_id: str) -> Webhook:
+        """Unsubscribe; its queued deliveries and dead letters are dropped."""
+        # Not repeated: had the first delete landed, the repeat would answer 404 and hide that.
+        return await self._call(Webhook, "DELETE", f"/v1/admin/webhooks/{ref(webhook_id)}",
+                                idempotent=False)
+
+    async def rotate_webhook(self, webhook_id: str) -> NewWebhook:
+        """A new signing secret, shown this once; later deliveries are signed with it."""
+        # Repeated: a rotation whose answer was lost left a secret nobody has, so rotating again
+        # loses nothing, and the secret that comes back is the one in force.
+        return await self._call(NewWebhook, "POST",
+                                f"/v1/admin/webhooks/{ref(webhook_id)}/rotate")
+
+    async def dead_letters(self, webhook_id: str, *, limit: int | None = None,
+                           before: str | None = None) -> Page[DeadLetter]:
+        """One page of the deliveries that failed every attempt, newest event first."""
+        return await self._call(_PAGE_DEAD_LETTERS, "GET",
+                                f"/v1/admin/webhooks/{ref(webhook_id)}/dead-letters",
+                                params={"limit": limit, "before": before})
+
+    async def iter_dead_letters(self, webhook_id: str, *, page_size: int = 100
+                                ) -> AsyncIterator[DeadLetter]:
+        """Every dead letter of a subscription, page after page."""
+        before: str | None = None
+        while True:
+            page = await self.dead_letters(webhook_id, limit=page_size, before=before)
+            for item in page.items:
+                yield item
+            if not page.next:
+                return
+            before = page.next
+
+    async def redeliver(self, webhook_id: str, delivery_id: str) -> Redelivery:
+        """Queue a dead letter again (same delivery id, attempts counted afresh)."""
+        # Not repeated: the letter leaves the list when queued, so a repeat of one that landed
+        # would answer 404 as if there had been nothing to send.
+        return await self._call(
+            Redelivery, "POST",
+            f"/v1/admin/webhooks/{ref(webhook_id)}/dead-letters/{ref(delivery_id)}/redeliver",
+            idempotent=False, ok=(202,))
 
     # -- operations -----------------------------------------------------------------------
 
