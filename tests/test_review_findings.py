@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
 from tests.conftest import AppFactory, Keys
-from tests.scenario import ok
+from tests.scenario import build_world, ok
 from tests.test_adapter_twilio_voice import TOKEN, VOICE, basic
 
 Client = TestClient[Any, Any]
@@ -76,3 +76,17 @@ async def test_a_twilio_signature_that_is_not_text_is_refused_like_a_wrong_one(
     # Nothing was recorded for the refused call.
     queue = await ok(twilio, "GET", "/v1/handoffs", keys("agent"))
     assert queue["items"] == []
+
+
+async def test_an_agent_name_that_is_not_text_is_a_422_and_reads_nothing(
+        client: Client, keys: Keys) -> None:
+    world = await build_world(client, keys)
+    agent = keys("agent")["Authorization"].encode()
+    for path in (f"/v1/customers/{world.customer_id}/context",
+                 f"/v1/customers/{world.customer_id}/turns"):
+        status, answer = await raw_request(
+            client, b"GET " + path.encode() + b" HTTP/1.1\r\nAuthorization: " + agent
+            + b"\r\nX-Agent-Id: agent-\xff\xfe")
+        assert status == 422, answer[:400]
+    audit = await ok(client, "GET", "/v1/admin/audit", keys("admin"))
+    assert audit["items"] == []
