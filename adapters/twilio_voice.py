@@ -154,7 +154,9 @@ def _turn_id(request: web.Request, call: VoiceCall, step: str) -> str:
 
 def _attempt(request: web.Request) -> int:
     raw = request.query.get("attempt", "1")
-    return min(max(int(raw), 1), MAX_ATTEMPTS) if raw.isdigit() and len(raw) < 4 else 1
+    # isdigit() alone takes "²" (which int() refuses) and other scripts' digits.
+    ok = raw.isascii() and raw.isdigit() and len(raw) < 4
+    return min(max(int(raw), 1), MAX_ATTEMPTS) if ok else 1
 
 
 async def _append(core: Core, request: web.Request, call: VoiceCall, step: str, *, role: str,
