@@ -88,8 +88,10 @@ def url_variants(url: str) -> list[str]:
 def signed_by_twilio(auth_token: str, url: str, params: list[tuple[str, str]],
                      header: str | None) -> bool:
     """Whether `header` is Twilio's signature of this request; compared in constant time."""
-    given = (header or "").strip().encode()
-    matches = [hmac.compare_digest(signature(auth_token, u, params).encode(), given)
+    given = (header or "").strip()
+    if not given.isascii():  # undecodable header bytes: a wrong signature, not a crash
+        return False
+    matches = [hmac.compare_digest(signature(auth_token, u, params), given)
                for u in url_variants(url)]
     return bool(given) and any(matches)
 
@@ -152,7 +154,9 @@ def _turn_id(request: web.Request, call: VoiceCall, step: str) -> str:
 
 def _attempt(request: web.Request) -> int:
     raw = request.query.get("attempt", "1")
-    return min(max(int(raw), 1), MAX_ATTEMPTS) if raw.isdigit() and len(raw) < 4 else 1
+    # isdigit() alone takes "²" (which int() refuses) and other scripts' digits.
+    ok = raw.isascii() and raw.isdigit() and len(raw) < 4
+    return min(max(int(raw), 1), MAX_ATTEMPTS) if ok else 1
 
 
 async def _append(core: Core, request: web.Request, call: VoiceCall, step: str, *, role: str,

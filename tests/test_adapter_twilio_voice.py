@@ -399,3 +399,15 @@ async def test_the_openapi_document_lists_the_twilio_routes_for_ivr_keys(
     paths = (await ok(twilio, "GET", "/openapi.json", {}))["paths"]
     for path in (VOICE, GATHER):
         assert paths[path]["post"]["description"] == "Roles: ivr"
+
+
+@pytest.mark.parametrize("attempt", ["²", "٣", "-1", "9999", ""])
+async def test_an_odd_attempt_number_in_a_signed_callback_url_counts_as_the_first(
+        twilio: TestClient[Any, Any], keys: Keys, attempt: str) -> None:
+    sid, phone = new_call()
+    pairs = vary(sample("twilio-gather-digits.form"), CallSid=sid, From=phone, Digits="")
+    root = twiml(await post(twilio, GATHER + "?" + urlencode({"attempt": attempt}), pairs,
+                            basic(keys)))
+    # Silence on a first attempt asks again, as the second.
+    gather = root.find("Gather")
+    assert gather is not None and gather.get("action") == "gather?attempt=2"

@@ -11,7 +11,8 @@ from handoff.errors import Unprocessable
 from handoff.services.audit import Viewer
 from handoff.services.privacy import refuse_card_numbers
 
-NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
+# Lone surrogates are what header bytes that are not UTF-8 become: never a name.
+NAME = re.compile(r"^[^\x00-\x1f\x7f\ud800-\udfff]{1,128}$")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 # The same rules as OpenAPI parameter schemas, so the document says what the checks accept.
 NAME_SCHEMA: dict[str, object] = {"type": "string", "pattern": NAME.pattern}

@@ -8,7 +8,6 @@ Revoking or rotating takes effect on every process at once (the store's invalida
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import re
 
@@ -62,11 +61,13 @@ def _secret(authorization: str | None) -> str:
     if scheme.lower() == "basic" and 0 < len(value) <= 512:
         try:
             value = base64.b64decode(value, validate=True).decode().partition(":")[2]
-        except (binascii.Error, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError):  # binascii.Error, and non-ASCII text
             value = ""
     elif scheme.lower() != "bearer":
         value = ""
-    if not value or len(value) > 256:
+    # Keys are ASCII; a header byte that is not UTF-8 arrives as a lone surrogate, which no
+    # digest could even encode.
+    if not value or len(value) > 256 or not value.isascii():
         raise Unauthorized("send Authorization: Bearer <key>")
     return value
 

@@ -56,8 +56,9 @@ def _claims(deps: Deps, token: str) -> list[Any]:
     panel can say which."""
     body = token[len(PREFIX):]
     payload, _, signature = body.partition(".")
-    if len(token) > MAX_LENGTH or not payload or not signature or not hmac.compare_digest(
-            _sign(deps.store.desk_secret, payload), signature):
+    # A token is ASCII; undecodable bytes in a header or query arrive as lone surrogates.
+    if (len(token) > MAX_LENGTH or not token.isascii() or not payload or not signature
+            or not hmac.compare_digest(_sign(deps.store.desk_secret, payload), signature)):
         raise Unauthorized("this panel token is not valid", reason="invalid")
     try:
         claims = json.loads(_unb64(payload))

@@ -20,6 +20,8 @@ from schemas.webhooks import DeadLetter, NewWebhook, Redelivery, Webhook, Webhoo
 WEBHOOK_ID = re.compile(r"^wh_[0-9A-Z]{26}$")
 DELIVERY_ID = re.compile(r"^dlv_[0-9A-Z]{26}$")
 LOCAL_NAMES = ("localhost", "localhost.localdomain")
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
 
 
 def public_address(host: str) -> bool | None:
@@ -28,8 +30,14 @@ def public_address(host: str) -> bool | None:
         address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        # IPv6 forms that carry an IPv4 address reach it through a gateway or the kernel:
+        # mapped (::ffff:a.b.c.d), 6to4 (2002::/16), NAT64 and the old IPv4-compatible form.
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is None and (address in NAT64 or address in IPV4_COMPATIBLE):
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if embedded is not None and not public_address(str(embedded)):
+            return False
     return address.is_global and not address.is_multicast
 
 
