@@ -115,6 +115,10 @@ async def test_a_turn_posted_through_the_api_appears_within_two_seconds_without_
 async def test_a_risk_flag_is_highlighted_at_the_turn_that_raised_it(
         browser: Browser, client: Client, keys: Keys) -> None:
     page, _ = await accepted_panel(browser, client, keys)
+    # A first live turn shows the stream is open, so the flag below must arrive live too.
+    await ok(client, "POST", f"/v1/conversations/{CALL}/turns", keys("ivr"), {
+        "customer": phone_customer(), "turns": [turn("c7", "Still waiting on this")]})
+    await expect(page.locator('[data-turn="c7"]')).to_be_visible()
     await ok(client, "POST", f"/v1/conversations/{CALL}/turns", keys("ivr"), {
         "customer": phone_customer(), "turns": [turn("c8", "I will call my lawyer")]})
     flagged = page.locator('[data-turn="c8"].flagged')

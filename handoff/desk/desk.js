@@ -309,8 +309,14 @@
     for (const s of state.streams.splice(1)) s.close();
     stream(`/v1/customers/${encodeURIComponent(customerId)}/events`,
       ['turn.appended', ...CUSTOMER_EVENTS], (event) => {
-        if (event.type === 'turn.appended') addTurn(JSON.parse(event.data).record, true);
-        else scheduleReload(300);
+        if (event.type !== 'turn.appended') {
+          scheduleReload(300);
+          return;
+        }
+        const turn = JSON.parse(event.data).record;
+        addTurn(turn, true);
+        // A customer's words may raise a risk flag, which only the brief carries: fetch it.
+        if (turn.role === 'customer') scheduleReload(500);
       },
       // Anything said between reading the brief and the stream opening is in a fresh brief.
       () => scheduleReload(0));
