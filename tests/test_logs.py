@@ -164,6 +164,25 @@ async def test_the_access_line_names_the_customer_by_id_not_by_the_identity_used
     assert "visitor-42" not in line.getMessage() + json.dumps(fields)
 
 
+async def test_the_access_line_logs_only_fields_that_are_safe_by_themselves(
+        client: TestClient[Any, Any], caplog: pytest.LogCaptureFixture) -> None:
+    # The access line skips the whole-line mask: each of its fields must be safe by itself.
+    # (A method token of digits is refused by the HTTP parser before any of this runs.)
+    handler = logging.StreamHandler(out := io.StringIO())
+    handler.setFormatter(logs.JsonFormatter())
+    logging.getLogger("handoff.access").addHandler(handler)
+    try:
+        with caplog.at_level(logging.INFO, logger="handoff.access"):
+            r = await client.request("PROPFIND", "/healthz",
+                                     headers={"X-Request-ID": "4111 1111 1111 1111"})
+    finally:
+        logging.getLogger("handoff.access").removeHandler(handler)
+    assert r.status == 405
+    (line,) = [json.loads(text) for text in out.getvalue().splitlines()]
+    assert (line["method"], line["status"]) == ("OTHER", 405)
+    assert "1111" not in out.getvalue()
+
+
 def test_lines_logged_while_serving_a_request_carry_its_id_and_are_masked() -> None:
     out = io.StringIO()
     handler = logging.StreamHandler(out)
