@@ -140,6 +140,19 @@ async def settled(redis_sync: redis.Redis, seconds: float = 10.0) -> None:
                                 for k in redis_sync.scan_iter("hf:{*}:wh:due")), seconds)
 
 
+async def dead_letters_of(make_client: AppFactory, keys: Keys, receiver: Receiver,
+                          redis_sync: redis.Redis, *turns: Json) -> tuple[Client, Json, Json]:
+    """A service whose one attempt per delivery fails: each turn posted becomes a dead letter.
+    Answers the service, the subscription and what the post answered."""
+    client = await make_client(**{**FAST, "webhook_max_attempts": 1})
+    receiver.always = 500
+    hook = await subscribe(client, keys, receiver.url, ["turn.appended"])
+    posted = await chat(client, keys, *turns)
+    await receiver.wait_for(len(turns))
+    await settled(redis_sync)
+    return client, hook, posted
+
+
 def outcomes(client: Client) -> dict[str, int]:
     return client.app[DEPS].outbox.outcomes()
 
@@ -422,12 +435,8 @@ async def test_the_secret_is_shown_once_and_rotating_it_signs_later_deliveries_a
 async def test_deleting_a_subscription_drops_its_queued_deliveries_and_dead_letters(
         make_client: AppFactory, keys: Keys, receiver: Receiver,
         redis_sync: redis.Redis) -> None:
-    client = await make_client(**{**FAST, "webhook_max_attempts": 1})
-    receiver.always = 500
-    hook = await subscribe(client, keys, receiver.url, ["turn.appended"])
-    await chat(client, keys, turn("t1", "Hello"))
-    await receiver.wait_for(1)
-    await settled(redis_sync)
+    client, hook, _ = await dead_letters_of(make_client, keys, receiver, redis_sync,
+                                            turn("t1", "Hello"))
 
     removed = await ok(client, "DELETE", f"/v1/admin/webhooks/{hook['id']}", keys("admin"))
     assert removed["id"] == hook["id"] and "secret" not in removed
@@ -442,12 +451,9 @@ async def test_deleting_a_subscription_drops_its_queued_deliveries_and_dead_lett
 async def test_erasing_a_customer_removes_the_deliveries_that_carry_its_data(
         make_client: AppFactory, keys: Keys, receiver: Receiver,
         redis_sync: redis.Redis) -> None:
-    client = await make_client(**{**FAST, "webhook_max_attempts": 1})
-    receiver.always = 500
-    hook = await subscribe(client, keys, receiver.url, ["turn.appended"])
-    posted = await chat(client, keys, turn("t1", "Hello"), turn("t2", "My card is lost"))
-    await receiver.wait_for(2)
-    await settled(redis_sync)
+    client, hook, posted = await dead_letters_of(make_client, keys, receiver, redis_sync,
+                                                 turn("t1", "Hello"),
+                                                 turn("t2", "My card is lost"))
     path = f"/v1/admin/webhooks/{hook['id']}/dead-letters"
     assert len((await ok(client, "GET", path, keys("admin")))["items"]) == 2
     for key in redis_sync.scan_iter("hf:{acme}:wh:d:*"):
@@ -527,12 +533,8 @@ async def test_a_tenant_has_at_most_the_configured_number_of_subscriptions(
 async def test_another_tenants_admin_finds_no_subscription_and_changes_nothing(
         make_client: AppFactory, keys: Keys, receiver: Receiver,
         redis_sync: redis.Redis) -> None:
-    client = await make_client(**{**FAST, "webhook_max_attempts": 1})
-    receiver.always = 500
-    hook = await subscribe(client, keys, receiver.url, ["turn.appended"])
-    await chat(client, keys, turn("t1", "Hello"))
-    await receiver.wait_for(1)
-    await settled(redis_sync)
+    client, hook, _ = await dead_letters_of(make_client, keys, receiver, redis_sync,
+                                            turn("t1", "Hello"))
     (letter,) = (await ok(client, "GET", f"/v1/admin/webhooks/{hook['id']}/dead-letters",
                           keys("admin")))["items"]
     before = snapshot(redis_sync)
