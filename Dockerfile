@@ -1,4 +1,6 @@
-FROM python:3.11-slim
+# A mirror or a hardened base with Python 3.11 and pip on PATH can stand in: --build-arg BASE=...
+ARG BASE=python:3.11-slim
+FROM ${BASE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     HANDOFF_HOST=0.0.0.0 HANDOFF_PORT=8080 HANDOFF_DATA_DIR=/data
@@ -16,6 +18,6 @@ USER handoff
 VOLUME ["/data"]
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
-  CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8080/readyz', timeout=2).status != 200)"
+  CMD python -c "import os,sys,urllib.request as u; port=os.environ.get('HANDOFF_PORT','8080'); sys.exit(u.urlopen(f'http://127.0.0.1:{port}/readyz', timeout=2).status != 200)"
 # The embedded Redis keeps its data in /data; set HANDOFF_REDIS_URL to use your own instead.
 CMD ["handoff", "serve", "--host", "0.0.0.0"]
