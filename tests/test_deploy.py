@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
+import pytest
 import yaml
 
 from handoff.configdoc import render
@@ -93,3 +95,10 @@ def test_every_variable_the_deployment_sets_is_a_setting() -> None:
     assert "HANDOFF_REDIS_URL" in docs["Secret"]["stringData"]
     kustomization = yaml.safe_load((ROOT / "deploy" / "k8s" / "kustomization.yaml").read_text())
     assert all((ROOT / "deploy" / "k8s" / r).exists() for r in kustomization["resources"])
+
+
+@pytest.mark.parametrize("kind", ["Deployment", "Service", "ConfigMap", "Secret"])
+def test_each_kubernetes_manifest_validates_strictly_against_the_api_schema(kind: str) -> None:
+    # Strict: a misspelt or misplaced field (say, a probe one level too deep) fails here
+    # instead of being dropped by the API server without a word.
+    kubernetes_validate.validate(k8s()[kind], "1.32", strict=True)
