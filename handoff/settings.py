@@ -34,7 +34,9 @@ DEFAULT_REASK_TOPICS: dict[str, ReaskTopic] = {
     "order_number": ReaskTopic(
         keys=["order_number", "order", "order_id", "order_ref"],
         phrases=["order number", "order no", "order #", "order id", "order reference",
-                 "order ref", "order confirmation number", "confirmation number"]),
+                 "order ref", "order confirmation number", "confirmation number", "which order",
+                 "order you're chasing", "order you are chasing", "order you're calling about",
+                 "order you're asking about"]),
     "date_of_birth": ReaskTopic(
         keys=["dob", "date_of_birth", "birth_date", "dob_checked"],
         phrases=["date of birth", "birth date", "birthdate", "birthday", "dob",
@@ -45,7 +47,12 @@ DEFAULT_REASK_TOPICS: dict[str, ReaskTopic] = {
     "phone": ReaskTopic(
         keys=["phone", "phone_number", "mobile", "callback_number"],
         phrases=["phone number", "telephone number", "mobile number", "cell number",
-                 "contact number", "callback number", "phone", "number to reach you on"]),
+                 "contact number", "callback number", "call back number", "call-back number",
+                 "phone", "mobile", "number to reach you", "number to call you",
+                 "number to ring you", "number to get you on", "number to contact you",
+                 "number i can call you", "number we can call you", "number i can reach you",
+                 "number we can reach you", "number can we reach you", "number can i reach you",
+                 "number can we call you", "number can i call you", "best number"]),
     "card": ReaskTopic(
         keys=["card", "card_number", "card_last4", "card_on_file", "x-card"],
         phrases=["card number", "long number on your card", "card details", "credit card",
