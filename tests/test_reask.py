@@ -141,6 +141,27 @@ def test_a_reask_names_the_phrase_and_the_known_value() -> None:
     assert hit.known == (Known("account", ACCOUNT),)
 
 
+def test_only_the_start_of_a_long_turn_is_checked() -> None:
+    # Every agent turn is checked as it is stored: the work per turn is bounded by its start.
+    filler = "I am so sorry about all of this. " * (reask.TURN_CHARS // 33 + 1)
+    assert DETECTOR.detect("Can I have your account number? " + filler, KNOWN)
+    assert DETECTOR.detect(filler + "Can I have your account number?", KNOWN) == []
+
+
+def test_phrases_inside_longer_ones_are_dropped_as_a_pairwise_comparison_would() -> None:
+    # The sweep in `_matches` must agree with the definition: inside a longer phrase's span.
+    from tests.reask_dev import DEV
+
+    for text, _ in DEV:
+        for sentence in reask.SENTENCE.findall(DETECTOR.normalise(text)):
+            spans = [(n, p, m.start(), m.end()) for n, p, rx in DETECTOR._phrases_for(sentence)
+                     for m in rx.finditer(sentence)]
+            expected = sorted((s for s in spans if not any(
+                o[2] <= s[2] and s[3] <= o[3] and o[3] - o[2] > s[3] - s[2] for o in spans)),
+                key=lambda s: (s[2], s[2] - s[3]))
+            assert DETECTOR._matches(sentence) == expected, sentence
+
+
 def test_the_phrase_map_is_configurable() -> None:
     settings = Settings(reask_topics={"policy": {"keys": ["policy_number"],
                                                  "phrases": ["policy number", "policy no"]}})

@@ -13,6 +13,7 @@ itself). Phrases are matched whole-word and case-insensitively.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,15 @@ from handoff.store.store import CustomerWrite
 SENTENCE = re.compile(r"(?:[^.?!;\n]|[.?!;]+(?=[^\s.?!;]))+[.?!;]*")
 # A read-back or a "no need" in a clause says nothing about the next one ("I can see your
 # account number, but what's your email?").
+# How far around a phrase the cues that decide whether it is asked for are looked for. Every
+# turn is checked as it is stored, so the work per phrase must not grow with the turn's length.
+CONTEXT_CHARS = 120
+# A question for something already known is a short message; what is checked of each turn is
+# bounded, and so is what one post may make the service check, however many turns it carries
+# (a history imported in bulk is checked only as far as this budget goes).
+TURN_CHARS = 2_000
+POST_CHARS = 20_000
+TOKEN = re.compile(r"\w+")
 CLAUSE = re.compile(r",\s*(?:and|but|so|plus)\b|\b(?:but|and|plus|although|though)\b")
 _VERBS = (r"(?:give|tell|provide|confirm|verify|share|send|read|spell|type|enter|repeat|say|"
           r"state|let\s+me\s+(?:know|have)|pop|put|check|double\s+check|drop|write|quote)")
@@ -169,6 +179,13 @@ class Detector:
         self._phrases = {name: sorted(((p, _phrase(p)) for p in t.phrases),
                                       key=lambda item: -len(item[0]))
                          for name, t in topics.items()}
+        # A phrase can only match where its first word stands as a whole word, so only the
+        # phrases whose first word a text contains are tried: most agent turns name no topic.
+        self._by_first_word: dict[str, list[tuple[str, str, re.Pattern[str]]]] = {}
+        for name, phrases in self._phrases.items():
+            for phrase, rx in phrases:
+                first = (TOKEN.findall(phrase.lower()) or [""])[0]
+                self._by_first_word.setdefault(first, []).append((name, phrase, rx))
         # Typos are corrected towards the request words and the configured phrases' long words.
         words = {w for t in topics.values() for p in t.phrases for w in re.findall(r"[a-z]+",
                                                                                   p.lower())}
@@ -203,16 +220,21 @@ class Detector:
 
     def candidates(self, text: str) -> bool:
         """Whether `text` could re-ask anything at all: cheap, and needs no context."""
-        lowered = self.normalise(text)
-        return any(rx.search(lowered) for phrases in self._phrases.values()
-                   for _, rx in phrases)
+        lowered = self.normalise(text[:TURN_CHARS])
+        return any(rx.search(lowered) for _, _, rx in self._phrases_for(lowered))
+
+    def _phrases_for(self, text: str) -> list[tuple[str, str, re.Pattern[str]]]:
+        """The phrases that could match `text`: those whose first word it contains."""
+        words = {"", *TOKEN.findall(text)}
+        return [entry for word in words & self._by_first_word.keys()
+                for entry in self._by_first_word[word]]
 
     def detect(self, text: str, known: dict[str, list[Known]]) -> list[Hit]:
         """The topics `text` asks for that `known` (by fact key or identity kind) already has."""
         have = {name: tuple(k for key in topic.keys for k in known.get(key, []))
                 for name, topic in self.topics.items()}
         found: dict[str, str] = {}
-        for sentence in (s.group(0) for s in SENTENCE.finditer(self.normalise(text))):
+        for sentence in (s.group(0) for s in SENTENCE.finditer(self.normalise(text[:TURN_CHARS]))):
             matches = self._matches(sentence)
             if not matches:
                 continue
@@ -232,9 +254,12 @@ class Detector:
     def _asks(self, sentence: str, clauses: list[int], start: int, end: int) -> bool | None:
         """Whether the phrase at start:end asks for its topic; None when it cannot (a read-back,
         the handset, someone else's)."""
-        clause_start = max(c for c in clauses if c <= start)
-        clause = sentence[clause_start:min(c for c in clauses if c > start)]
-        before, after = sentence[:start], sentence[end:]
+        at = bisect_right(clauses, start)
+        clause_start = clauses[at - 1]
+        clause = sentence[max(clause_start, start - CONTEXT_CHARS):
+                          min(clauses[at], end + CONTEXT_CHARS)]
+        before = sentence[max(0, start - CONTEXT_CHARS):start]
+        after = sentence[end:end + CONTEXT_CHARS]
         word = sentence[start:end]
         if (ALREADY_HAVE.search(clause) or NOT_THEIRS_BEFORE.search(before[-40:])
                 or NOT_THEIRS_AFTER.match(after)
@@ -249,18 +274,28 @@ class Detector:
             return not IN_WHICH.search(before)
         if REQUEST_CUES.search(before) or WHAT_RIGHT_BEFORE.search(before):
             return True
-        lead = sentence[clause_start:start].replace(",", " ").split()
+        lead = sentence[max(clause_start, start - CONTEXT_CHARS):start].replace(",", " ").split()
         return bool(TRAILING_ASK.match(after) and (
             all(w in FILLER for w in lead) or "your" in before.split()[-3:]))
 
     def _matches(self, sentence: str) -> list[tuple[str, str, int, int]]:
         """Every phrase found in order, except those inside a longer one ("address" in "e-mail
         address" is the email, not an address)."""
-        spans = [(name, phrase, m.start(), m.end()) for name, phrases in self._phrases.items()
-                 for phrase, rx in phrases for m in rx.finditer(sentence)]
-        return sorted((s for s in spans if not any(
-            o[2] <= s[2] and s[3] <= o[3] and (o[3] - o[2]) > (s[3] - s[2]) for o in spans)),
-            key=lambda s: s[2])
+        spans = sorted(((name, phrase, m.start(), m.end())
+                        for name, phrase, rx in self._phrases_for(sentence)
+                        for m in rx.finditer(sentence)),
+                       key=lambda s: (s[2], s[2] - s[3]))
+        # In order of start, longest first: a span is inside a longer one exactly when an
+        # earlier span reaches as far as it does without being the same stretch of text.
+        kept: list[tuple[str, str, int, int]] = []
+        reach = (-1, -1)
+        for span in spans:
+            if reach[1] >= span[3] and reach != (span[2], span[3]):
+                continue
+            kept.append(span)
+            if span[3] > reach[1]:
+                reach = (span[2], span[3])
+        return kept
 
 
 def _mentions_value(sentence: str, have: tuple[Known, ...]) -> bool:
@@ -329,7 +364,13 @@ async def record(deps: Deps, tenant: str, cus_id: str, turns: list[AgentTurn]) -
     """Detect re-asks in agent turns just appended; flag, announce and count each. Answers how
     many were found. Only called for turns that were new, so a retried post counts nothing."""
     detector = Detector.from_settings(deps.settings)
-    asking = [t for t in turns if detector.candidates(t.text)]
+    budget, checked = POST_CHARS, []
+    for turn in turns:
+        if budget <= 0:
+            break
+        checked.append(turn)
+        budget -= min(len(turn.text), TURN_CHARS)
+    asking = [t for t in checked if detector.candidates(t.text)]
     if not asking:
         return 0
     have = await known(deps, tenant, cus_id)
