@@ -134,6 +134,33 @@ async def test_the_handoff_tag_queues_a_handoff_and_tells_the_customer_the_code(
         brief["customer"]["id"]
 
 
+def shape(value: Any, at: str = "") -> set[str]:
+    """The paths to a document's leaves, lists as `[]`, session parameters as `*`."""
+    if isinstance(value, dict):
+        return {p for k, v in value.items() for p in shape(
+            v, f"{at}.{'*' if at.endswith('parameters') else k}".lstrip("."))}
+    if isinstance(value, list):
+        return {p for v in value for p in shape(v, f"{at}[]")}
+    return {at}
+
+
+def camel(value: Any) -> Any:
+    """Google's samples write proto field names in snake_case; the REST reference and JSON
+    parsing accept lowerCamelCase, which is what handoff answers with."""
+    if isinstance(value, dict):
+        return {re.sub(r"_(\w)", lambda m: m.group(1).upper(), k): camel(v)
+                for k, v in value.items()}
+    return [camel(v) for v in value] if isinstance(value, list) else value
+
+
+async def test_the_answer_has_the_shape_of_googles_published_webhook_responses(
+        client: Client, keys: Keys) -> None:
+    _, body = webhook("Can I talk to a person?", tag="handoff")
+    answer = shape(await post(client, keys, body))
+    for published in ("webhook-response", "webhook-response-session-params"):
+        assert shape(camel(sample(published))) <= answer, published
+
+
 async def test_the_handoff_tag_is_configurable(make_client: AppFactory, keys: Keys) -> None:
     client = await make_client(dialogflow_handoff_tags=["escalate"])
     session, body = webhook(tag="handoff")
