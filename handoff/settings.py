@@ -147,6 +147,9 @@ class Settings(BaseSettings):
     human_request_threshold: int = Field(
         default=2, ge=1, description="requests for a person before the brief flags it")
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+    metrics_token: SecretStr | None = Field(
+        default=None, description="when set, /metrics answers only requests bearing it "
+                                  "(its labels name tenants and queues)")
     log_format: Literal["auto", "json", "text"] = Field(
         default="auto", description="json: one JSON object per line; text: for a person; "
                                     "auto: text on a terminal, json anywhere else")

@@ -17,10 +17,11 @@ import pytest
 import redis
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
 
 from handoff import demo, metrics
 from handoff.api.state import DEPS
-from tests.conftest import CLUSTER, Keys, RedisServer, free_port
+from tests.conftest import CLUSTER, AppFactory, Keys, RedisServer, free_port
 from tests.test_handoffs import accept, overdue, request_handoff
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -166,6 +167,19 @@ async def test_reasks_and_webhook_deliveries_are_counted(client: TestClient[Any,
     assert [moved("handoff_webhook_deliveries_total", outcome=o)
             for o in ("queued", "failed", "delivered", "dead")] == [1, 2, 1, 1]
     assert outbox.outcomes()["failed"] == 2
+
+
+async def test_with_a_metrics_token_only_the_scraper_holding_it_reads_metrics(
+        make_client: AppFactory) -> None:
+    guarded = await make_client(metrics_token=SecretStr("scrape-7f3a"))
+    for sent in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic c2NyYXBl"}):
+        refused = await guarded.get("/metrics", headers=sent)
+        assert refused.status == 401
+        assert refused.content_type == "application/problem+json"
+        assert "handoff_" not in await refused.text()
+    allowed = await guarded.get("/metrics", headers={"Authorization": "Bearer scrape-7f3a"})
+    assert allowed.status == 200 and "handoff_http_requests_total" in await allowed.text()
+    assert (await guarded.get("/healthz")).status == 200  # probes need no token
 
 
 def test_caller_chosen_label_values_are_capped() -> None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hmac
+
 from aiohttp import web
 
 from handoff import metrics
 from handoff.api import apidocs
 from handoff.api.routing import Routes
-from handoff.api.state import DEPS, OPENAPI
-from handoff.errors import NotFound, StoreUnavailable
+from handoff.api.state import DEPS, OPENAPI, SETTINGS
+from handoff.errors import NotFound, StoreUnavailable, Unauthorized
 from schemas.common import Health
 
 routes = Routes()
@@ -38,6 +40,12 @@ async def openapi(request: web.Request) -> web.StreamResponse:
 @routes.route("GET", "/metrics", roles=None, produces="text/plain",
               summary="Prometheus metrics, summed over every worker process")
 async def prometheus(request: web.Request) -> web.StreamResponse:
+    token = request.app[SETTINGS].metrics_token
+    if token is not None and not hmac.compare_digest(
+            request.headers.get("Authorization", "").encode("utf-8", "surrogateescape"),
+            f"Bearer {token.get_secret_value()}".encode()):
+        # Labels name tenants and queues: with a token set, only the scraper holding it reads.
+        raise Unauthorized("send Authorization: Bearer <HANDOFF_METRICS_TOKEN>")
     # The exposition format's own type carries a `version=` parameter aiohttp will not split.
     return web.Response(body=metrics.exposition(), headers={"Content-Type": metrics.CONTENT_TYPE})
 
