@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, StringConstraints
 
 from schemas.common import Model, Record
 
-EVENT_TYPES = ("handoff.requested", "handoff.accepted", "handoff.resolved",
-               "handoff.cancelled", "handoff.expired", "identity.verified", "turn.appended",
-               "customer.merged", "fact.set", "continuation.redeemed")
 EventType = Literal["handoff.requested", "handoff.accepted", "handoff.resolved",
                     "handoff.cancelled", "handoff.expired", "identity.verified",
                     "turn.appended", "customer.merged", "fact.set", "continuation.redeemed",
                     "*"]
+EVENT_TYPES: tuple[str, ...] = tuple(t for t in get_args(EventType) if t != "*")
 
 
 def _web_url(value: str) -> str:

@@ -5,27 +5,25 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import Field, StringConstraints
+
+from schemas.vendors import VendorModel
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
 Value = Annotated[str, StringConstraints(max_length=4000)]
 
 
-class Vendor(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-
-class EndpointData(Vendor):
+class EndpointData(VendorModel):
     Address: Annotated[str, StringConstraints(max_length=256)] | None = None
     Type: Annotated[str, StringConstraints(max_length=64)] | None = None
 
 
-class QueueData(Vendor):
+class QueueData(VendorModel):
     ARN: Annotated[str, StringConstraints(max_length=512)] | None = None
     Name: Annotated[str, StringConstraints(max_length=256)] | None = None
 
 
-class Contact(Vendor):
+class Contact(VendorModel):
     ContactId: Id
     InitialContactId: Id | None = None
     PreviousContactId: Id | None = None
@@ -43,12 +41,12 @@ class Contact(Vendor):
         return self.Queue.Name if isinstance(self.Queue, QueueData) else self.Queue
 
 
-class EventDetails(Vendor):
+class EventDetails(VendorModel):
     ContactData: Contact
     Parameters: Annotated[dict[str, Value], Field(max_length=100)] = {}
 
 
-class ContactFlowEvent(Vendor):
+class ContactFlowEvent(VendorModel):
     """What Connect's "Invoke AWS Lambda function" block sends, forwarded unchanged."""
 
     Details: EventDetails

@@ -7,17 +7,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import Field, StringConstraints
+
+from schemas.vendors import VendorModel
 
 CallSid = Annotated[str, StringConstraints(pattern=r"^CA[0-9A-Za-z]{1,62}$")]
 Short = Annotated[str, StringConstraints(max_length=256)]
 
 
-class Vendor(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=False)
-
-
-class VoiceCall(Vendor):
+class VoiceCall(VendorModel):
     """The parameters of every voice request: who calls whom, on which call."""
 
     CallSid: CallSid
