@@ -23,8 +23,6 @@ from schemas.conversations import Fact
 from schemas.verification import Verification
 
 OPEN = ("pending", "accepted")
-# Internal ids a customer would not know, so never worth asking for.
-NOT_ASKED = {"chat", "crm"}
 
 
 def etag(customers: list[tuple[str, dict[str, str], dict[str, Any]]], turns: int,
@@ -182,7 +180,7 @@ def _identities(everyone: list[CustomerData], active: set[tuple[str, str]]
 def _do_not_ask(known: list[KnownIdentity], facts: dict[str, Fact]) -> list[str]:
     order = [i.kind for i in known if i.verified]
     order += list(facts)
-    order += [i.kind for i in known if i.kind not in NOT_ASKED]
+    order += [i.kind for i in known if i.kind not in identity.NOT_ASKED]
     return list(dict.fromkeys(order))
 
 

@@ -27,6 +27,9 @@ CHANNEL_KIND = {"chat": "chat", "voice": "phone", "sms": "phone", "email": "emai
 CUSTOMER_ID = re.compile(r"^cus_[0-9A-HJKMNP-TV-Z]{26}$")
 # Which identity kinds each role may use to address a customer in a path; agents see everything.
 REF_KINDS = {"bot": {"chat"}, "ivr": {"chat", "phone"}}
+# Internal ids a customer would not know, so never worth asking for (the brief's do-not-ask
+# list and the re-ask check both leave them out).
+NOT_ASKED = frozenset({"chat", "crm"})
 MAX_MERGED = 20
 MAX_MOVES = 4
 

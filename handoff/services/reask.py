@@ -218,10 +218,12 @@ class Detector:
                 self._words[word] = fixed
         return fixed
 
-    def candidates(self, text: str) -> bool:
-        """Whether `text` could re-ask anything at all: cheap, and needs no context."""
+    def candidate(self, text: str) -> str | None:
+        """`text` as the detector reads it, when it could re-ask anything at all; else None.
+        Cheap, and needs no context: most agent turns stop here."""
         lowered = self.normalise(text[:TURN_CHARS])
-        return any(rx.search(lowered) for _, _, rx in self._phrases_for(lowered))
+        return lowered if any(rx.search(lowered) for _, _, rx in self._phrases_for(lowered)) \
+            else None
 
     def _phrases_for(self, text: str) -> list[tuple[str, str, re.Pattern[str]]]:
         """The phrases that could match `text`: those whose first word it contains."""
@@ -231,10 +233,14 @@ class Detector:
 
     def detect(self, text: str, known: dict[str, list[Known]]) -> list[Hit]:
         """The topics `text` asks for that `known` (by fact key or identity kind) already has."""
+        return self.detect_read(self.normalise(text[:TURN_CHARS]), known)
+
+    def detect_read(self, lowered: str, known: dict[str, list[Known]]) -> list[Hit]:
+        """`detect` for text already read by `candidate` (normalising is most of the cost)."""
         have = {name: tuple(k for key in topic.keys for k in known.get(key, []))
                 for name, topic in self.topics.items()}
         found: dict[str, str] = {}
-        for sentence in (s.group(0) for s in SENTENCE.finditer(self.normalise(text[:TURN_CHARS]))):
+        for sentence in (s.group(0) for s in SENTENCE.finditer(lowered)):
             matches = self._matches(sentence)
             if not matches:
                 continue
@@ -323,7 +329,7 @@ def known_of(facts: dict[str, Any], identities: dict[str, Any]) -> dict[str, lis
         out.setdefault(key, []).append(Known(key, str(fact["value"])))
     for record in identities.values():
         kind = record["kind"]
-        if kind in ("chat", "crm"):
+        if kind in identity.NOT_ASKED:
             continue  # internal ids a customer would not know
         out.setdefault(kind, []).append(Known(kind, str(record["value"])))
     return out
@@ -348,9 +354,10 @@ async def check(deps: Deps, principal: Principal, ref: str, text: str) -> list[H
     """What `text` would re-ask of the customer `ref` (the panel asks before sending)."""
     cus_id = await identity.resolve_ref(deps, principal, ref)
     detector = Detector.from_settings(deps.settings)
-    if not detector.candidates(text):
+    lowered = detector.candidate(text)
+    if lowered is None:
         return []
-    return detector.detect(text, await known(deps, principal.tenant, cus_id))
+    return detector.detect_read(lowered, await known(deps, principal.tenant, cus_id))
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,15 +377,15 @@ async def record(deps: Deps, tenant: str, cus_id: str, turns: list[AgentTurn]) -
             break
         checked.append(turn)
         budget -= min(len(turn.text), TURN_CHARS)
-    asking = [t for t in checked if detector.candidates(t.text)]
+    asking = [(t, lowered) for t in checked if (lowered := detector.candidate(t.text))]
     if not asking:
         return 0
     have = await known(deps, tenant, cus_id)
     change = CustomerWrite()
     topics: list[str] = []
     now = deps.now_ms()
-    for turn in asking:
-        for hit in detector.detect(turn.text, have):
+    for turn, lowered in asking:
+        for hit in detector.detect_read(lowered, have):
             packed = codec.pack({"kind": "reask", "term": hit.topic, "phrase": hit.phrase,
                                  "turn_id": turn.turn_id,
                                  "conversation_id": turn.conversation_id, "at": now})
