@@ -32,12 +32,13 @@ async def _serve(request: web.Request, customer_id: str | None) -> web.StreamRes
         request.headers.get("Last-Event-ID") or request.query.get("last_event_id"))
     # A definite start, announced to the client, so a stream that drops before its first event
     # still resumes without a gap.
-    after = await events.position(deps, request[PRINCIPAL].tenant, customer_id, after)
-    feed = events.follow(deps, request[PRINCIPAL].tenant, customer_id, after, block_ms=BLOCK_MS)
+    start = await events.position(deps, request[PRINCIPAL].tenant, customer_id, after)
+    feed = events.follow(deps, request[PRINCIPAL].tenant, customer_id, start,
+                         replay=after is not None, block_ms=BLOCK_MS)
     pressure = request.app[BACKPRESSURE]
     pressure.open_stream()
     try:
-        return await _stream(request, feed, after)
+        return await _stream(request, feed, start)
     finally:
         pressure.close_stream()
 

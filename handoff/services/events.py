@@ -80,10 +80,12 @@ async def position(deps: Deps, tenant: str, customer_id: str | None, after: str 
     return after or await deps.store.last_event_id(deps.store.events_key(tenant, customer_id))
 
 
-async def follow(deps: Deps, tenant: str, customer_id: str | None, after: str | None,
-                 *, block_ms: int = 15_000) -> AsyncGenerator[list[Event], None]:
+async def follow(deps: Deps, tenant: str, customer_id: str | None, after: str, *,
+                 replay: bool, block_ms: int = 15_000) -> AsyncGenerator[list[Event], None]:
     """Batches of events of a customer (or, with no customer, of the tenant's queue) after
-    `after` (or from now); an empty batch is a heartbeat tick."""
+    `after` (see `position`); an empty batch is a heartbeat tick. `replay`: the client asked to
+    resume, so what is already stored after `after` is read first; a new stream starts at the
+    newest event, where there is nothing to replay."""
     stream = deps.store.events_key(tenant, customer_id)
     conversations = Conversations(deps, tenant, customer_id)
 
@@ -91,9 +93,9 @@ async def follow(deps: Deps, tenant: str, customer_id: str | None, after: str | 
         known = await conversations.covering(entries)
         return [decode(e, customer_id, known) for e in entries]
 
-    cursor = after or await deps.store.last_event_id(stream)
+    cursor = after
     replayed = False
-    if after:
+    if replay:
         while True:
             entries = await deps.store.read_events(stream, cursor, REPLAY_BATCH)
             if not entries:
