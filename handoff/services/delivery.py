@@ -101,8 +101,7 @@ class Deliverer:
         """Send one claimed delivery once and settle it; the outcome, as counted."""
         hooks, deps = self.deps.store.webhooks, self.deps
         if subscription is None:  # deleted since the event was queued
-            return self._count(await hooks.settle(tenant, delivery, "drop",
-                                                  now_ms=deps.now_ms()), delivery)
+            return self._count(await hooks.settle(tenant, delivery, "drop"), delivery)
         body = delivery.body or await self.render(tenant, delivery)
         status, error = 0, ""
         try:
@@ -112,7 +111,7 @@ class Deliverer:
             error = str(exc)[:300]
         now = deps.now_ms()
         if 200 <= status < 300:
-            return self._count(await hooks.settle(tenant, delivery, "ok", now_ms=now), delivery)
+            return self._count(await hooks.settle(tenant, delivery, "ok"), delivery)
         failures = delivery.attempts + 1
         error = error or f"the receiver answered {status}"
         dead = failures >= deps.settings.webhook_max_attempts
@@ -124,9 +123,8 @@ class Deliverer:
         if dead:
             fields["dead_ms"] = now
         outcome = await hooks.settle(
-            tenant, delivery, "dead" if dead else "retry", now_ms=now,
-            next_due_ms=now + int(wait * 1000), retention_ms=deps.retention_ms(tenant),
-            fields=fields)
+            tenant, delivery, "dead" if dead else "retry", next_due_ms=now + int(wait * 1000),
+            retention_ms=deps.retention_ms(tenant), fields=fields)
         log.info("webhook %s delivery %s attempt %d failed: %s", delivery.webhook,
                  delivery.id, failures, error)
         return self._count("failed" if outcome == "retry" else outcome, delivery)

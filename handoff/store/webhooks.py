@@ -154,7 +154,7 @@ class WebhookStore:
                 args=[now_ms, lease_until_ms, token, *ids])
         return [Delivery.from_flat(flat) for flat in raw]
 
-    async def settle(self, tenant: str, delivery: Delivery, outcome: str, *, now_ms: int,
+    async def settle(self, tenant: str, delivery: Delivery, outcome: str, *,
                      next_due_ms: int = 0, retention_ms: int = 0,
                      fields: dict[str, bytes | str | int] | None = None) -> str:
         """'ok', 'drop', 'retry' or 'dead' as asked, or 'lost' if the claim is no longer ours."""
@@ -166,7 +166,7 @@ class WebhookStore:
                 keys=[keys.webhook_due(tenant), keys.webhook_delivery(tenant, delivery.id),
                       keys.webhook_dead(tenant, delivery.webhook),
                       keys.webhook_customer(tenant, delivery.customer_digest)],
-                args=[outcome, delivery.claim, delivery.id, now_ms, next_due_ms, retention_ms,
+                args=[outcome, delivery.claim, delivery.id, next_due_ms, retention_ms,
                       *flat])
         return str(codec.text(out))
 
