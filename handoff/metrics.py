@@ -93,9 +93,15 @@ _queues = LabelBudget()
 _facts = LabelBudget()
 
 
+def method_label(method: str) -> str:
+    """A request's method as a label or a log field: any token a client cares to send is a
+    method to HTTP, so only the known ones are kept as sent."""
+    return method if method in METHODS else "OTHER"
+
+
 def request(method: str, route: str | None, status: int, seconds: float | None) -> None:
-    """One answered request; `seconds` is None for an event stream (its length is no latency)."""
-    method = method if method in METHODS else "OTHER"
+    """One answered request, its method already a `method_label`; `seconds` is None for an
+    event stream (its length is no latency)."""
     route = route or "unmatched"
     REQUESTS.labels(method, route, str(status)).inc()
     if seconds is not None:

@@ -64,11 +64,10 @@ async def access(request: web.Request, handler: Any) -> web.StreamResponse:
         route = route_of(request)
         prepared = request.get(PREPARED)
         stream = prepared is not None and prepared.content_type == "text/event-stream"
-        metrics.request(request.method, route, status, None if stream else elapsed)
+        method = metrics.method_label(request.method)
+        metrics.request(method, route, status, None if stream else elapsed)
         if log.isEnabledFor(logging.INFO):  # HANDOFF_LOG_LEVEL=WARNING: no access lines
             principal = request.get(PRINCIPAL)
-            # A method is any token a client cares to send; only known ones are logged as sent.
-            method = request.method if request.method in metrics.METHODS else "OTHER"
             log.info("%s %s %d", method, route or "-", status, extra={"fields": {
                 "request_id": rid, "method": method, "route": route, "status": status,
                 "latency_ms": round(elapsed * 1000, 2),
