@@ -14,7 +14,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, TypeVar
@@ -46,6 +46,7 @@ from schemas.webhooks import DeadLetter, NewWebhook, Redelivery, Webhook, Webhoo
 
 log = logging.getLogger("handoff.client")
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 Body = BaseModel | Mapping[str, Any]
 JSON, MSGPACK = "application/json", "application/msgpack"
 _PAGE_HANDOFFS, _PAGE_TURNS, _PAGE_AUDIT, _PAGE_KEYS = (
@@ -247,18 +248,11 @@ class HandoffClient:
         return await self._call(_PAGE_HANDOFFS, "GET", "/v1/handoffs", params={
             "queue": queue, "status": status, "limit": limit, "before": before})
 
-    async def iter_handoffs(self, *, queue: str | None = None, status: str | None = None,
-                            page_size: int = 100) -> AsyncIterator[Handoff]:
+    def iter_handoffs(self, *, queue: str | None = None, status: str | None = None,
+                      page_size: int = 100) -> AsyncIterator[Handoff]:
         """Every hand-off of the queue, page after page."""
-        before: str | None = None
-        while True:
-            page = await self.list_handoffs(queue=queue, status=status, limit=page_size,
-                                            before=before)
-            for item in page.items:
-                yield item
-            if not page.next:
-                return
-            before = page.next
+        return _pages(lambda b: self.list_handoffs(
+            queue=queue, status=status, limit=page_size, before=b))
 
     async def get_handoff(self, handoff_id: str) -> Handoff:
         return await self._call(Handoff, "GET", f"/v1/handoffs/{ref(handoff_id)}")
@@ -293,16 +287,9 @@ class HandoffClient:
         return await self._call(_PAGE_TURNS, "GET", f"/v1/customers/{ref(customer)}/turns",
                                 params={"limit": limit, "before": before})
 
-    async def iter_turns(self, customer: str, *, page_size: int = 500) -> AsyncIterator[Turn]:
+    def iter_turns(self, customer: str, *, page_size: int = 500) -> AsyncIterator[Turn]:
         """The whole transcript, newest first."""
-        before: str | None = None
-        while True:
-            page = await self.turns(customer, limit=page_size, before=before)
-            for item in page.items:
-                yield item
-            if not page.next:
-                return
-            before = page.next
+        return _pages(lambda b: self.turns(customer, limit=page_size, before=b))
 
     def events(self, customer: str, *, last_event_id: str | None = None) -> EventStream:
         """Live changes of one customer, resumed after `last_event_id` if given."""
@@ -363,16 +350,9 @@ class HandoffClient:
         return await self._call(_PAGE_AUDIT, "GET", "/v1/admin/audit", params={
             "customer": customer, "limit": limit, "before": before})
 
-    async def iter_audit(self, *, customer: str | None = None, page_size: int = 500
-                         ) -> AsyncIterator[AuditEntry]:
-        before: str | None = None
-        while True:
-            page = await self.audit(customer=customer, limit=page_size, before=before)
-            for item in page.items:
-                yield item
-            if not page.next:
-                return
-            before = page.next
+    def iter_audit(self, *, customer: str | None = None, page_size: int = 500
+                   ) -> AsyncIterator[AuditEntry]:
+        return _pages(lambda b: self.audit(customer=customer, limit=page_size, before=b))
 
     async def list_keys(self) -> list[ApiKey]:
         return (await self._call(_PAGE_KEYS, "GET", "/v1/admin/keys")).items
@@ -420,17 +400,10 @@ class HandoffClient:
                                 f"/v1/admin/webhooks/{ref(webhook_id)}/dead-letters",
                                 params={"limit": limit, "before": before})
 
-    async def iter_dead_letters(self, webhook_id: str, *, page_size: int = 100
-                                ) -> AsyncIterator[DeadLetter]:
+    def iter_dead_letters(self, webhook_id: str, *, page_size: int = 100
+                          ) -> AsyncIterator[DeadLetter]:
         """Every dead letter of a subscription, page after page."""
-        before: str | None = None
-        while True:
-            page = await self.dead_letters(webhook_id, limit=page_size, before=before)
-            for item in page.items:
-                yield item
-            if not page.next:
-                return
-            before = page.next
+        return _pages(lambda b: self.dead_letters(webhook_id, limit=page_size, before=b))
 
     async def redeliver(self, webhook_id: str, delivery_id: str) -> Redelivery:
         """Queue a dead letter again (same delivery id, attempts counted afresh)."""
@@ -460,3 +433,15 @@ class HandoffClient:
         """The service's OpenAPI document."""
         document: dict[str, Any] = json.loads((await self._send("GET", "/openapi.json")).body)
         return document
+
+
+async def _pages(fetch: Callable[[str | None], Awaitable[Page[T]]]) -> AsyncIterator[T]:
+    """Every item of a paged list: `fetch(before)` answers the page after cursor `before`."""
+    before: str | None = None
+    while True:
+        page = await fetch(before)
+        for item in page.items:
+            yield item
+        if not page.next:
+            return
+        before = page.next
