@@ -9,9 +9,7 @@ from aiohttp.test_utils import TestClient
 
 from tests.conftest import Keys
 from tests.redis_peek import assert_unchanged, not_an_attempt_counter, snapshot
-from tests.scenario import assert_problem, call
-
-ROLES = ("bot", "ivr", "agent", "admin")
+from tests.scenario import ROLES, assert_problem, call
 
 
 async def refuses_raw_body(client: TestClient[Any, Any], redis_sync: redis.Redis, url: str,

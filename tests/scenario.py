@@ -7,7 +7,9 @@ PIN, and the bot asks for a second hand-off (whose code nobody has used yet).
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -243,3 +245,11 @@ async def brief_of(client: TestClient[Any, Any], keys: Keys, customer: str,
                      keys("agent", tenant))
     brief.pop("generated_at")
     return brief
+
+
+async def until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    """Wait for a state that lives in Redis, in another app or on the network (no event to wait
+    on there)."""
+    async with asyncio.timeout(seconds):
+        while not condition():  # noqa: ASYNC110 (the state is not ours to signal)
+            await asyncio.sleep(0.02)

@@ -35,21 +35,16 @@ from handoff.settings import Settings
 from schemas.conversations import AppendTurns, TurnIn
 from schemas.webhooks import DeadLetter
 from tests.conftest import CLUSTER, AppFactory, Keys, RedisServer, free_port
+from tests.scenario import chat_customer, phone_customer, turn, until
 from tests.tcp_proxy import TcpProxy
 
 Client = TestClient[Any, Any]
-TS = "2026-11-23T10:02:00Z"
-CHAT = {"identities": [{"kind": "chat", "value": "visitor-42"}]}
-PHONE = {"identities": [{"kind": "phone", "value": "+15550104477"}]}
+CHAT, PHONE = chat_customer(), phone_customer()
 FAST = RetryPolicy(attempts=6, total=20.0, base=0.05, cap=0.5)
 
 
 def url_of(client: Client) -> str:
     return str(client.make_url("")).rstrip("/")
-
-
-def turn(turn_id: str, text: str, role: str = "customer") -> dict[str, Any]:
-    return {"id": turn_id, "role": role, "text": text, "ts": TS}
 
 
 class Routes:
@@ -246,7 +241,7 @@ async def test_a_dead_letter_is_listed_page_by_page_and_redelivered(
             for n in (1, 2):
                 await bot.append_turns("web-1", {"customer": CHAT, "channel": "chat",
                                                  "turns": [turn(f"t{n}", "hi")]})
-            await _until(lambda: len(delivered) == 2)
+            await until(lambda: len(delivered) == 2, seconds=15.0)
             letters: list[DeadLetter] = []
 
             async def both_dead() -> bool:
@@ -262,7 +257,7 @@ async def test_a_dead_letter_is_listed_page_by_page_and_redelivered(
             queued = await admin.redeliver(hook.id, letters[0].id)
             assert (queued.id, queued.webhook_id, queued.status) == (
                 letters[0].id, hook.id, "queued")
-            await _until(lambda: len(delivered) == 3)
+            await until(lambda: len(delivered) == 3, seconds=15.0)
             assert delivered[-1] == letters[0].id
             assert [d.id for d in (await admin.dead_letters(hook.id)).items] == [letters[1].id]
     finally:
@@ -332,14 +327,14 @@ async def test_events_resume_after_a_cut_connection_without_a_gap_or_a_repeat(
             received: list[Event] = []
             reader = asyncio.create_task(_read(stream, received, 9))
             # The connection drops before any event: the stream's announced start still holds.
-            await _until(lambda: b"id: " in proxy.downstream)
+            await until(lambda: b"id: " in proxy.downstream, seconds=15.0)
             proxy.cut_all()
             await say("t1", "t2", "t3")
-            await _until(lambda: len(received) >= 3)
+            await until(lambda: len(received) >= 3, seconds=15.0)
             # Dropped mid-stream, with turns posted while nobody listens.
             proxy.cut_all()
             await say("t4", "t5", "t6")
-            await _until(lambda: len(received) >= 6)
+            await until(lambda: len(received) >= 6, seconds=15.0)
             proxy.cut_all()
             await say("t7", "t8", "t9")
             await asyncio.wait_for(reader, 20)
@@ -359,16 +354,6 @@ async def _read(stream: EventStream, into: list[Event], count: int) -> None:
             into.append(event)
             if len(into) == count:
                 return
-
-
-async def _until(condition: Any) -> None:
-    """Wait (at most 15 s) until `condition()` holds; it watches network state, not an event."""
-    async with asyncio.timeout(15.0):
-        for _ in range(750):
-            if condition():
-                return
-            await asyncio.sleep(0.02)
-    raise AssertionError("the condition never held")
 
 
 async def test_a_rate_limited_client_waits_as_told_and_every_call_lands(

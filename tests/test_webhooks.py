@@ -35,6 +35,7 @@ from tests.scenario import (
     ok,
     ref,
     turn,
+    until,
 )
 
 Client = TestClient[Any, Any]
@@ -125,13 +126,6 @@ async def chat(client: Client, keys: Keys, *turns: Json, conversation: str = "we
     return await ok(client, "POST", f"/v1/conversations/{conversation}/turns", keys("bot"), {
         "customer": chat_customer(), "channel": "chat", "source": "acme-bot",
         "turns": list(turns)})
-
-
-async def until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
-    """Wait for a state that lives in Redis or in another app (no event to wait on there)."""
-    async with asyncio.timeout(seconds):
-        while not condition():  # noqa: ASYNC110 (the state is not ours to signal)
-            await asyncio.sleep(0.02)
 
 
 async def settled(redis_sync: redis.Redis, seconds: float = 10.0) -> None:
