@@ -58,6 +58,8 @@ class RedisServer:
     port: int
     cluster: bool = False
     process: subprocess.Popen[bytes] | None = None
+    # Extra server options, given last so they win over the defaults above them.
+    options: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
@@ -69,7 +71,8 @@ class RedisServer:
              "--dir", str(self.directory), "--appendonly", "yes", "--appendfsync", "always",
              "--save", "", "--loglevel", "warning",
              *(["--cluster-enabled", "yes", "--cluster-config-file",
-                 str(self.directory / "nodes.conf")] if self.cluster else [])],
+                 str(self.directory / "nodes.conf")] if self.cluster else []),
+             *self.options],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis(port=self.port)
         deadline = time.monotonic() + 10

@@ -8,19 +8,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from aiohttp.test_utils import TestClient
 
 from handoff.client import HandoffClient
 from handoff.demo import scenario
 from handoff.doctor import examine
-from handoff.embedded import server_binary
 from handoff.store.diagnostics import ServerFacts
 from tests.conftest import CLUSTER, Keys, RedisServer, free_port
 
@@ -135,25 +132,13 @@ async def test_tail_of_the_queue_replays_then_follows_its_handoffs(client: Clien
 @pytest.fixture
 def careless_redis(tmp_path: Path) -> Iterator[str]:
     """A Redis that would lose context: no append-only file, and free to evict keys."""
-    port = free_port()
-    process = subprocess.Popen(
-        [str(server_binary()), "--port", str(port), "--bind", "127.0.0.1", "--dir",
-         str(tmp_path), "--appendonly", "no", "--save", "", "--maxmemory", "64mb",
-         "--maxmemory-policy", "volatile-lru"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = RedisServer(tmp_path, free_port(), options=(
+        "--appendonly", "no", "--maxmemory", "64mb", "--maxmemory-policy", "volatile-lru"))
+    server.start()
     try:
-        client = redis.Redis(port=port)
-        for _ in range(500):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.02)
-        client.close()
-        yield f"redis://127.0.0.1:{port}/0"
+        yield server.url
     finally:
-        process.terminate()
-        process.wait(10)
+        server.stop()
 
 
 def doctor(redis_url: str, cluster: bool = False) -> subprocess.CompletedProcess[str]:
