@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +20,7 @@ from pydantic import SecretStr
 from handoff import demo, metrics
 from handoff.api.state import DEPS
 from tests.conftest import CLUSTER, AppFactory, Keys, RedisServer, free_port
+from tests.faults.service import Service
 from tests.test_handoffs import accept, overdue, request_handoff
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -192,16 +191,6 @@ def test_caller_chosen_label_values_are_capped() -> None:
 
 # --- several processes: `handoff serve --workers 2` ------------------------------------------
 
-def _serve(port: int, redis_url: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("HANDOFF_") and k != metrics.MULTIPROC_ENV}
-    env |= {"HANDOFF_REDIS_URL": redis_url, "HANDOFF_LOG_FORMAT": "json"}
-    with log.open("wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "handoff.cli", "serve", "--workers", "2",
-                                 "--port", str(port)], stdout=out, stderr=subprocess.STDOUT,
-                                env=env)
-
-
 def _children(pid: int) -> list[int]:
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -216,21 +205,21 @@ def _children(pid: int) -> list[int]:
 
 @pytest.fixture
 def two_workers(redis_server: RedisServer, redis_sync: redis.Redis, tmp_path: Path
-                ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+                ) -> Iterator[Service]:
     if CLUSTER:
         pytest.skip("the multi-process metrics do not depend on the store's topology")
-    port = free_port()
-    server = _serve(port, redis_server.url, tmp_path / "serve.log")
+    service = Service(redis_server.url, free_port(), tmp_path / "serve.log",
+                      extra_env={"HANDOFF_LOG_FORMAT": "json"}, args=("--workers", "2"))
+    service.start()
     try:
-        yield f"http://127.0.0.1:{port}", server
+        yield service
     finally:
-        server.send_signal(signal.SIGTERM)
+        service.terminate()
         try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-    assert server.returncode == 0, (tmp_path / "serve.log").read_text()
+            code = service.wait(30)
+        finally:
+            service.stop()
+    assert code == 0, service.log()
 
 
 async def _until(check: Callable[[], Any], what: str, seconds: float = 30) -> None:
@@ -246,8 +235,8 @@ async def _until(check: Callable[[], Any], what: str, seconds: float = 30) -> No
 
 
 async def test_two_workers_sum_their_counters_and_survive_a_worker_crash(
-        two_workers: tuple[str, subprocess.Popen[bytes]], keys: Keys) -> None:
-    base, supervisor = two_workers
+        two_workers: Service, keys: Keys) -> None:
+    base, supervisor = two_workers.url, two_workers
     # A new connection per request, so the kernel spreads them over both workers.
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
         async def samples() -> Samples:

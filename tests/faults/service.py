@@ -23,7 +23,9 @@ HOST = "127.0.0.1"
 
 
 def _env(redis_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HANDOFF_")}
+    # The test run's own settings (and a multiprocess metrics folder) are not the service's.
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("HANDOFF_") and k != "PROMETHEUS_MULTIPROC_DIR"}
     env["HANDOFF_REDIS_URL"] = redis_url
     env.update(extra or {})
     return env
@@ -89,6 +91,7 @@ class Service:
     port: int
     log_path: Path
     extra_env: dict[str, str] = field(default_factory=dict)
+    args: tuple[str, ...] = ()  # more `handoff serve` options, such as --workers 2
     process: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = None
 
@@ -105,7 +108,7 @@ class Service:
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "handoff.cli", "serve", "--host", HOST,
-             "--port", str(self.port)], stdout=self._log, stderr=subprocess.STDOUT,
+             "--port", str(self.port), *self.args], stdout=self._log, stderr=subprocess.STDOUT,
             env=_env(self.redis_url, self.extra_env))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
