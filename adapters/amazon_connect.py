@@ -21,10 +21,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import UTC, datetime
 from typing import Any
 
-import phonenumbers
 from aiohttp import web
 
 from adapters.base import PREFIX, Adapter, Core, build, vendor_id
@@ -75,7 +73,8 @@ class Call:
         identities = list(claims)
         endpoint = self.contact.CustomerEndpoint
         if (self.channel == "voice" and endpoint is not None and endpoint.Address
-                and endpoint.Type == "TELEPHONE_NUMBER" and _possible(endpoint.Address)):
+                and endpoint.Type == "TELEPHONE_NUMBER"
+                and self.core.claimable("phone", endpoint.Address)):
             identities.insert(0, {"kind": "phone", "value": endpoint.Address})
         return {"identities": identities} if identities else None
 
@@ -84,7 +83,7 @@ class Call:
                      intent: str | None = None) -> AppendResult:
         """Append one turn of this leg; a retried invocation of the same step adds nothing."""
         turn: dict[str, Any] = {"id": f"connect:{self.leg}:{step}"[:128],
-                                "role": role, "text": text, "ts": datetime.now(UTC).isoformat()}
+                                "role": role, "text": text, "ts": self.core.now()}
         if intent:
             turn["intent"] = intent
         body = build(AppendTurns, {"customer": self.customer(*claims), "channel": self.channel,
@@ -224,13 +223,6 @@ def flat(answer: dict[str, str]) -> dict[str, str]:
 
 def _bool(value: bool) -> str:
     return "true" if value else "false"
-
-
-def _possible(number: str) -> bool:
-    try:
-        return phonenumbers.is_possible_number(phonenumbers.parse(number, None))
-    except phonenumbers.NumberParseException:
-        return False
 
 
 adapter = Adapter(name=NAME, routes=routes,

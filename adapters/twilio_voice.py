@@ -25,12 +25,10 @@ import hashlib
 import hmac
 import re
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 from xml.etree.ElementTree import Element, SubElement, tostring
 
-import phonenumbers
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
@@ -131,16 +129,12 @@ def _vendor(model: type[V], fields: dict[str, str]) -> V:
                             bodies.errors_of(exc, ("form",))) from exc
 
 
-def _customer(call: VoiceCall, *claims: dict[str, str]) -> dict[str, Any] | None:
+def _customer(core: Core, call: VoiceCall, *claims: dict[str, str]) -> dict[str, Any] | None:
     """The caller's number as a phone identity, when there is a real one, plus any claims."""
     identities = list(claims)
-    if E164.match(call.From) and call.From not in ANONYMOUS:
-        try:
-            number = phonenumbers.parse(call.From, None)
-        except phonenumbers.NumberParseException:
-            number = None
-        if number is not None and phonenumbers.is_possible_number(number):
-            identities.insert(0, {"kind": "phone", "value": call.From})
+    if (E164.match(call.From) and call.From not in ANONYMOUS
+            and core.claimable("phone", call.From)):
+        identities.insert(0, {"kind": "phone", "value": call.From})
     return {"identities": identities} if identities else None
 
 
@@ -162,7 +156,7 @@ def _attempt(request: web.Request) -> int:
 async def _append(core: Core, request: web.Request, call: VoiceCall, step: str, *, role: str,
                   text: str, customer: dict[str, Any] | None, **more: Any) -> None:
     turn = {"id": _turn_id(request, call, step), "role": role, "text": text,
-            "ts": datetime.now(UTC).isoformat(),
+            "ts": core.now(),
             **{k: v for k, v in more.items() if v is not None}}
     body = build(AppendTurns, {"customer": customer, "channel": "voice", "source": SOURCE,
                                "turns": [turn]}, where="form")
@@ -177,7 +171,7 @@ async def incoming(request: web.Request) -> web.Response:
     text = (f"Phone call to {call.To or 'an unknown number'} "
             f"({call.Direction or 'inbound'}, {call.CallStatus or 'status unknown'})")
     await _append(core, request, call, "start", role="system", text=text,
-                  customer=_customer(call))
+                  customer=_customer(core, call))
     return _twiml(*_ask(settings, attempt=1))
 
 
@@ -193,11 +187,11 @@ async def gathered(request: web.Request) -> web.Response:
     claims = [{"kind": "account", "value": value}] if kind == "account" else []
     if heard:
         await _append(core, request, result, f"gather-{attempt}", role="customer", text=heard,
-                      customer=_customer(result, *claims),
+                      customer=_customer(core, result, *claims),
                       intent={"code": "continuation_code", "account": "account_number"}.get(kind),
                       confidence=result.Confidence if result.SpeechResult else None)
     if kind == "code":
-        redeem = build(RedeemIn, {"customer": _customer(result),
+        redeem = build(RedeemIn, {"customer": _customer(core, result),
                                   "conversation_id": vendor_id(result.CallSid),
                                   "channel": "voice", "source": SOURCE}, where="form")
         try:
@@ -213,7 +207,7 @@ async def gathered(request: web.Request) -> web.Response:
     elif kind == "none" and attempt < MAX_ATTEMPTS:
         return _twiml(_say("Sorry, I did not get that."), *_ask(settings, attempt=attempt + 1))
     handoff, _ = await core.request_handoff(build(HandoffIn, {
-        "customer": _customer(result), "conversation_id": vendor_id(result.CallSid),
+        "customer": _customer(core, result), "conversation_id": vendor_id(result.CallSid),
         "channel": "voice",
         "source": SOURCE, "reason": "customer_request", "queue": settings.twilio_queue,
         "summary": "Phone call put through without a continuation code"}, where="form"),
