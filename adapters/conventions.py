@@ -82,6 +82,20 @@ def claims(core: Core, pairs: Iterable[tuple[str, Any]]) -> list[dict[str, str]]
     return found
 
 
+def party(core: Core, session: str, channel: str, caller: str | None,
+          pairs: Iterable[tuple[str, Any]]) -> tuple[dict[str, Any] | None, str | None]:
+    """Who a bot is talking to: (the customer to write as, the ref to address them by).
+
+    On chat the session is the channel's own identity; on a call only the caller's number is,
+    and only when the telephony said it. Everything else the bot heard is a claim.
+    """
+    owned = ([{"kind": "phone", "value": caller}] if caller else []) if channel == "voice" \
+        else [{"kind": "chat", "value": session}]
+    identities = owned + claims(core, pairs)
+    ref = f"phone:{caller}" if caller else (f"chat:{session}" if channel == "chat" else None)
+    return ({"identities": identities} if identities else None), ref
+
+
 def handoff_fields(params: Mapping[str, Any]) -> dict[str, Any]:
     """The hand-off's queue, priority, reason and summary where the bot set them."""
     return {field: params[name] for name, field in HANDOFF_FIELDS.items()

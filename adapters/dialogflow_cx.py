@@ -42,10 +42,7 @@ async def webhook(request: web.Request) -> web.StreamResponse:
     params = (event.sessionInfo.parameters if event.sessionInfo else None) or {}
     form = form_parameters(event)
     channel, caller = ("voice", caller_id(core, event)) if spoken(event) else ("chat", None)
-    owned = ([{"kind": "phone", "value": caller}] if caller else []) if channel == "voice" \
-        else [{"kind": "chat", "value": session}]
-    identities = owned + c.claims(core, [*params.items(), *form])
-    customer = {"identities": identities} if identities else None
+    customer, ref = c.party(core, session, channel, caller, [*params.items(), *form])
     known: dict[str, FactValue] = {
         **c.facts(params.items(), where="sessionInfo.parameters"),
         **c.facts(form, where="pageInfo.formInfo.parameterInfo")}
@@ -58,10 +55,7 @@ async def webhook(request: web.Request) -> web.StreamResponse:
     ask = (handoff_request(event, session, channel, customer, params)
            if asks_for_human(event, request.app[SETTINGS].dialogflow_handoff_tags) else None)
     await c.record(core, session, customer=customer, channel=channel, source=NAME,
-                   turns=said, known=known,
-                   ref=f"phone:{caller}" if caller else
-                   (f"chat:{session}" if channel == "chat" else None),
-                   where="WebhookRequest")
+                   turns=said, known=known, ref=ref, where="WebhookRequest")
     answer = WebhookResponse()
     if ask is not None:
         # One hand-off per webhook call: a retried call answers the first hand-off again.

@@ -42,11 +42,8 @@ async def code_hook(request: web.Request) -> web.StreamResponse:
     caller = attributes.get("handoff_caller")
     if channel == "voice" and caller and not core.claimable("phone", caller):
         caller = None
-    owned = ([{"kind": "phone", "value": caller}] if caller else []) if channel == "voice" \
-        else [{"kind": "chat", "value": session}]
     slots = slot_values(intent)
-    identities = owned + c.claims(core, [*attributes.items(), *slots.items()])
-    customer = {"identities": identities} if identities else None
+    customer, ref = c.party(core, session, channel, caller, [*attributes.items(), *slots.items()])
     known: dict[str, FactValue] = {
         **c.facts(attributes.items(), where="sessionState.sessionAttributes"),
         **c.facts(slots.items(), where="sessionState.intent.slots")}
@@ -63,10 +60,7 @@ async def code_hook(request: web.Request) -> web.StreamResponse:
         where="sessionState.sessionAttributes") \
         if asks_for_human(event, request.app[SETTINGS].lex_handoff_intents) else None
     await c.record(core, session, customer=customer, channel=channel, source=NAME,
-                   turns=said, known=known,
-                   ref=f"phone:{caller}" if caller else
-                   (f"chat:{session}" if channel == "chat" else None),
-                   where="sessionState")
+                   turns=said, known=known, ref=ref, where="sessionState")
     handoff = None
     if ask is not None:
         # One hand-off per utterance: a retried invocation answers the first hand-off again.
