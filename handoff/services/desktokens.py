@@ -18,14 +18,11 @@ import json
 from typing import Any
 
 from handoff.errors import Unauthorized
-from handoff.memo import Memo
 from handoff.services import apikeys
 from handoff.services.deps import Deps, Principal
 
 PREFIX = "dt_"
 MAX_LENGTH = 600
-# Key id -> secret digest never changes for a key; remembering it saves a round trip per use.
-_key_digests: Memo[str, str] = Memo(size=10_000, ttl=3600.0)
 
 
 def _b64(raw: bytes) -> str:
@@ -76,11 +73,10 @@ def _claims(deps: Deps, token: str) -> list[Any]:
 async def verify(deps: Deps, token: str) -> Principal:
     """The agent principal a panel token stands for, while its key is still usable."""
     tenant, agent_id, key_id, expires_s = _claims(deps, token)
-    digest = _key_digests.get(key_id) or await deps.store.api_key_digest(key_id)
+    digest = await deps.store.api_key_digest(key_id)
     record = await deps.store.get_api_key(digest) if digest else {}
     if (not digest or not record or not apikeys.usable(record, deps.now_ms())
             or record["tenant"] != tenant or record["role"] != "agent"):
         raise Unauthorized("the key that opened this panel was revoked", reason="revoked")
-    _key_digests.set(key_id, digest)
     return Principal(tenant=tenant, role="agent", key_id=key_id, agent_id=agent_id,
                      expires_ms=expires_s * 1000)

@@ -150,6 +150,8 @@ class Store:
         # Index entries: re-read (and their Redis TTL refreshed) at least once a minute.
         self._owners: Memo[str, str] = Memo(size=200_000, ttl=60.0)
         self._api_keys: Memo[str, dict[str, str]] = Memo(size=10_000, ttl=5.0)
+        # A key id names one secret digest for good (rotating makes a new id): kept long.
+        self._key_digests: Memo[str, str] = Memo(size=10_000, ttl=3600.0)
         self._listeners: dict[str, Callable[[list[str]], None]] = {}
         self.digester = digester
         self.desk_secret = desk_secret
@@ -582,8 +584,14 @@ class Store:
         return record
 
     async def api_key_digest(self, key_id: str) -> str | None:
+        cached = self._key_digests.get(key_id)
+        if cached is not None:
+            return cached
         with map_exceptions():
-            return codec.text(await self.client.hget(keys.key_ids(), key_id))
+            digest = codec.text(await self.client.hget(keys.key_ids(), key_id))
+        if digest:
+            self._key_digests.set(key_id, digest)
+        return digest
 
     async def update_api_key(self, secret_digest: str, fields: dict[str, str]) -> None:
         with map_exceptions():
