@@ -91,18 +91,25 @@ class Deliverer:
             if not claimed:
                 continue
             subscriptions = await store.webhooks.subscriptions(tenant)
-            await asyncio.gather(*(self.attempt(tenant, d, subscriptions.get(d.webhook))
+            # One event goes to every subscription with the same body: render it once (and not
+            # at all for deliveries whose subscription is gone: they are dropped unsent).
+            bodies: dict[str, bytes] = {}
+            for d in claimed:
+                if not d.body and d.webhook in subscriptions and d.event_id not in bodies:
+                    bodies[d.event_id] = await self.render(tenant, d)
+            await asyncio.gather(*(self.attempt(tenant, d, subscriptions.get(d.webhook),
+                                                d.body or bodies.get(d.event_id, b""))
                                    for d in claimed))
             busy = busy or len(claimed) == limit
         return busy
 
     async def attempt(self, tenant: str, delivery: Delivery,
-                      subscription: dict[str, Any] | None) -> str:
-        """Send one claimed delivery once and settle it; the outcome, as counted."""
+                      subscription: dict[str, Any] | None, body: bytes) -> str:
+        """Send one claimed delivery (`body`, as rendered) once and settle it; the outcome, as
+        counted."""
         hooks, deps = self.deps.store.webhooks, self.deps
         if subscription is None:  # deleted since the event was queued
             return self._count(await hooks.settle(tenant, delivery, "drop"), delivery)
-        body = delivery.body or await self.render(tenant, delivery)
         status, error = 0, ""
         try:
             status = await self.send(subscription["url"], body,
