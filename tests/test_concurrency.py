@@ -8,9 +8,16 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 import redis
 from aiohttp.test_utils import TestClient
 
+from handoff import ids
+from handoff.api.state import DEPS
+from handoff.services import identity
+from handoff.store import codec
+from handoff.store.store import CustomerWrite
+from schemas.common import CustomerRef, Identity
 from tests.conftest import Keys
 
 Client = TestClient[Any, Any]
@@ -181,3 +188,106 @@ async def test_both_tabs_of_a_concurrent_first_post_are_in_the_one_customers_bri
     assert brief["customer"]["id"] == results[0]["customer_id"] == results[1]["customer_id"]
     assert sorted(j["conversation_id"] for j in brief["journey"]) == ["tab-a", "tab-b"]
     assert sorted(t["text"] for t in brief["turns"]) == ["hello from tab a", "hello from tab b"]
+
+
+# -- first contact: index entries that run ahead of the customer they name ----------------------
+
+def chat_identity(client: Client, visitor: str) -> list[str]:
+    """The index key of a chat identity, as a first post links it."""
+    found = identity.identities(CustomerRef(identities=[Identity(kind="chat", value=visitor)]),
+                                client.app[DEPS].privacy, "acme")
+    return [i.key for i in found]
+
+
+async def test_a_visitor_whose_first_post_died_between_link_and_write_can_still_chat(
+        client: Client, keys: Keys) -> None:
+    # A first post links the visitor to a new customer id, and its process dies before the write
+    # that would have created that customer. The next post, from another tab, must go through.
+    deps = client.app[DEPS]
+    orphan = ids.customer_id()
+    await deps.store.link("acme", orphan, conversations=[],
+                          identities=chat_identity(client, "visitor-9"),
+                          ttl_ms=deps.retention_ms("acme"))
+
+    result = await post_turns(client, keys("bot"), "tab-c", {
+        "customer": {"identities": [{"kind": "chat", "value": "visitor-9"}]},
+        "channel": "chat", "turns": [turn("t1", "is anyone there?")]})
+
+    assert result["customer_id"] == orphan
+    brief = await (await client.get("/v1/customers/chat:visitor-9/context",
+                                    headers=keys("agent"))).json()
+    assert [t["text"] for t in brief["turns"]] == ["is anyone there?"]
+
+
+async def test_a_write_that_reached_the_loser_of_a_first_contact_race_joins_the_winner(
+        client: Client, keys: Keys, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tab A links its conversation to a new customer; before it links the visitor, tab B's first
+    # post wins the visitor, and a second message on tab A reaches A's customer. A then gives its
+    # customer up: the message it received must be in the winner's brief, not stranded.
+    deps = client.app[DEPS]
+    real_link = deps.store.link
+    raced: list[dict[str, Any]] = []
+    interleaved = False
+
+    async def link(tenant: str, cus_id: str, **kw: Any) -> dict[str, str]:
+        nonlocal interleaved
+        if kw["identities"] and not interleaved:
+            interleaved = True
+            raced.append(await post_turns(client, keys("bot"), "tab-b", body("from tab b")))
+            raced.append(await post_turns(client, keys("bot"), "tab-a", {
+                "channel": "chat", "turns": [turn("t2", "still me, on tab a")]}))
+        return await real_link(tenant, cus_id, **kw)
+
+    def body(text: str) -> dict[str, Any]:
+        return {"customer": {"identities": [{"kind": "chat", "value": "visitor-8"}]},
+                "channel": "chat", "turns": [turn("t1", text)]}
+
+    monkeypatch.setattr(deps.store, "link", link)
+    first = await post_turns(client, keys("bot"), "tab-a", body("from tab a"))
+    monkeypatch.undo()
+
+    winner, stranded = raced[0]["customer_id"], raced[1]["customer_id"]
+    assert first["customer_id"] == winner != stranded
+    brief = await (await client.get("/v1/customers/chat:visitor-8/context",
+                                    headers=keys("agent"))).json()
+    assert brief["customer"]["id"] == winner
+    assert sorted(t["text"] for t in brief["turns"]) == [
+        "from tab a", "from tab b", "still me, on tab a"]
+    assert [(m["customer_id"], m["via"]) for m in brief["merges"]] == [
+        (stranded, "first-contact")]
+    later = await post_turns(client, keys("bot"), "tab-a", {
+        "channel": "chat", "turns": [turn("t3", "hello again")]})
+    assert later["customer_id"] == winner
+
+
+async def test_a_customer_given_up_before_anything_reached_it_leaves_a_pointer_for_a_day(
+        client: Client, keys: Keys, monkeypatch: pytest.MonkeyPatch, redis_sync: Any) -> None:
+    deps = client.app[DEPS]
+    real_link = deps.store.link
+    losers: list[str] = []
+
+    async def link(tenant: str, cus_id: str, **kw: Any) -> dict[str, str]:
+        if kw["identities"] and not losers:
+            losers.append(cus_id)
+            await post_turns(client, keys("bot"), "tab-e", body("from tab e"))
+        return await real_link(tenant, cus_id, **kw)
+
+    def body(text: str) -> dict[str, Any]:
+        return {"customer": {"identities": [{"kind": "chat", "value": "visitor-6"}]},
+                "channel": "chat", "turns": [turn("t1", text)]}
+
+    monkeypatch.setattr(deps.store, "link", link)
+    first = await post_turns(client, keys("bot"), "tab-d", body("from tab d"))
+    monkeypatch.undo()
+
+    stub = f"hf:{{acme:{losers[0]}}}:meta"
+    assert redis_sync.hgetall(stub) == {b"merged_into": first["customer_id"].encode()}
+    assert 0 < redis_sync.pttl(stub) <= identity.IN_FLIGHT_MS
+    brief = await (await client.get("/v1/customers/chat:visitor-6/context",
+                                    headers=keys("agent"))).json()
+    assert brief["merges"] == []
+    assert sorted(t["text"] for t in brief["turns"]) == ["from tab d", "from tab e"]
+    # A request that resolved the abandoned customer before the pointer follows it.
+    moved_to, _ = await identity.write(deps, "acme", losers[0], CustomerWrite(
+        hset=[("facts", "late", codec.pack({"value": "x"}))]))
+    assert moved_to == first["customer_id"]

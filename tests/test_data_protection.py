@@ -33,6 +33,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from handoff import logs
+from handoff.api.state import DEPS
 from handoff.settings import Settings
 from tests.conftest import AppFactory, Keys
 
@@ -490,6 +491,10 @@ async def brief_of(client: Client, keys: Keys, customer: str) -> Json:
 # a hash of the request, so a retried request is refused instead of creating a new hand-off).
 KEPT_AFTER_ERASURE = re.compile(
     rb"^hf:(\{acme\}:(audit(:[0-9a-f]+)?|rate:.*|idem:.*)|invalidations)$")
+# One more, for a day: a tombstone per erased customer id, holding nothing but "1", so that a
+# write which resolved the customer just before the erasure cannot bring it back.
+TOMBSTONE = re.compile(rb"^hf:\{acme:cus_[0-9A-Z]{26}\}:erased$")
+DAY_MS = 86_400_000
 
 
 async def test_erasing_a_customer_removes_every_key_index_entry_handoff_code_and_event_of_it(
@@ -510,7 +515,13 @@ async def test_erasing_a_customer_removes_every_key_index_entry_handoff_code_and
     assert answer["queue_events"] == 3  # two hand-offs requested, one accepted
     store = dump(redis_sync)
     n = f"({len(store.keys)} keys scanned)"
-    named = [k for k in store.keys if any(c.encode() in k for c in story.ids)]
+    tombstones = [k for k in store.keys if TOMBSTONE.match(k)]
+    assert sorted(tombstones) == sorted(
+        f"hf:{{acme:{c}}}:erased".encode() for c in story.ids)
+    for k in tombstones:
+        assert redis_sync.get(k) == b"1" and 0 < redis_sync.pttl(k) <= DAY_MS
+    named = [k for k in store.keys if any(c.encode() in k for c in story.ids)
+             and not TOMBSTONE.match(k)]
     assert not named, f"keys of the erased customer remain {n}: {named}"
     pointing = {k: v for k, v in store.strings().items() if any(c in v for c in story.ids)}
     assert not pointing, f"index entries still point at the erased customer {n}: {pointing}"
@@ -523,9 +534,10 @@ async def test_erasing_a_customer_removes_every_key_index_entry_handoff_code_and
     events = store.text(lambda k: k == b"hf:{acme}:events")
     assert "Parcel late" in events
     assert not [t for t in story.traces if t in events], "queue events still mention it"
-    left = sorted(k for k in set(store.keys) - before if not KEPT_AFTER_ERASURE.match(k))
+    left = sorted(k for k in set(store.keys) - before
+                  if not KEPT_AFTER_ERASURE.match(k) and not TOMBSTONE.match(k))
     assert not left, f"keys its activity created are left {n}: {left}"
-    everything = store.text()
+    everything = store.text(lambda k: not TOMBSTONE.match(k))
     traces = [t for t in story.traces if t not in story.handoffs and t in everything]
     assert not traces, f"the store still names the erased customer {n}: {traces}"
     # An idempotency record keeps the id of the hand-off it made, so that a retried request is
@@ -558,6 +570,39 @@ async def test_an_erased_customer_is_gone_for_good_by_every_ref(
                                keys("agent")) == 404, customer
     for ho_id in story.handoffs:
         assert await status_of(client, "GET", f"/v1/handoffs/{ho_id}", keys("agent")) == 404
+
+
+async def test_a_post_that_found_the_customer_just_before_its_erasure_does_not_bring_it_back(
+        client: Client, keys: Keys, monkeypatch: pytest.MonkeyPatch, redis_sync: Any) -> None:
+    visitor, chat_id = unique("visitor"), unique("web")
+    body = {"customer": {"identities": [{"kind": "chat", "value": visitor}]}, "channel": "chat",
+            "turns": [{"id": "t1", "role": "customer", "text": "Please forget me",
+                       "ts": "2026-11-23T10:00:00Z"}]}
+    first = await call(client, "POST", f"/v1/conversations/{chat_id}/turns", keys("bot"), body)
+    cus_id = first["customer_id"]
+    store = client.app[DEPS].store
+    real_write = store.write
+
+    async def erase_first(tenant: str, target: str, *args: Any, **kw: Any) -> Any:
+        # The post has resolved the customer; the admin's erasure completes before it writes.
+        monkeypatch.setattr(store, "write", real_write)
+        await call(client, "DELETE", f"/v1/customers/{target}", keys("admin"))
+        return await real_write(tenant, target, *args, **kw)
+
+    monkeypatch.setattr(store, "write", erase_first)
+    body["turns"][0] |= {"id": "t2", "text": "My card is 4111 1111 1111 1111"}
+    late = await client.post(f"/v1/conversations/{chat_id}/turns", headers=keys("bot"),
+                             json=body)
+
+    assert late.status == 404, await late.text()
+    assert (await late.json())["detail"] == "the customer no longer exists"
+    left = [k for k in scan(redis_sync) if cus_id.encode() in k]
+    assert left == [f"hf:{{acme:{cus_id}}}:erased".encode()]
+    assert await status_of(client, "GET", f"/v1/customers/{cus_id}/context",
+                           keys("agent")) == 404
+    # The next post starts afresh, as a customer nobody has seen.
+    again = await call(client, "POST", f"/v1/conversations/{chat_id}/turns", keys("bot"), body)
+    assert again["customer_id"] != cus_id
 
 
 async def test_only_an_admin_of_the_customers_own_tenant_may_erase_it(

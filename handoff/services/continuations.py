@@ -78,7 +78,7 @@ async def redeem(deps: Deps, principal: Principal, code: str, body: RedeemIn,
     if record is None:
         raise NotFound("no such continuation code (wrong, expired or already used)")
     await deps.store.release(names)
-    target = await identity.survivor(deps, tenant, record["customer_id"])
+    target = await identity.survivor(deps, tenant, record["customer_id"], pending=True)
     try:
         caller: identity.Resolved | None = await identity.resolve_writer(
             deps, principal, conversation_id=body.conversation_id, channel=body.channel,

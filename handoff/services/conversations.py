@@ -65,8 +65,7 @@ async def append_turns(deps: Deps, principal: Principal, lexicon: Lexicon,
                   channel=body.channel,
                   conversation_id=conversation_id, turn_id=body.turns[-1].id,
                   source=body.source, now_ms=min(now, to_ms(body.turns[-1].ts)))
-    cus_id, written = await identity.write(deps, principal.tenant, resolved.customer_id, change,
-                                           create=resolved.created)
+    cus_id, written = await identity.write(deps, principal.tenant, resolved.customer_id, change)
     if agent_turns:
         # Only turns stored just now: a retried post neither flags nor counts twice.
         await reask.record(deps, principal.tenant, cus_id,

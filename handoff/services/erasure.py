@@ -16,7 +16,8 @@ async def erase(deps: Deps, principal: Principal, ref: str) -> Erasure:
     result = Erasure(customer_id=cus_id, customers=everyone, keys=0, index_entries=0,
                      handoffs=0, queue_events=0)
     for cus in everyone:
-        erased = await deps.store.erase_customer(tenant, cus)
+        erased = await deps.store.erase_customer(tenant, cus,
+                                                  tombstone_ms=identity.IN_FLIGHT_MS)
         result.keys += erased.keys
         result.index_entries += erased.index_entries
         result.handoffs += erased.handoffs

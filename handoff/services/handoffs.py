@@ -95,8 +95,7 @@ async def create(deps: Deps, principal: Principal, body: HandoffIn,
     if body.conversation_id:
         conversation_record(change, body.conversation_id, channel=body.channel,
                             source=body.source, started_ms=now, by=principal.key_id)
-    await identity.write(deps, tenant, stored["customer_id"], change,
-                         create=resolved.created and stored["customer_id"] == resolved.customer_id)
+    await identity.write(deps, tenant, stored["customer_id"], change)
     return view(stored, with_code=True), outcome == "created"
 
 

@@ -32,6 +32,9 @@ REF_KINDS = {"bot": {"chat"}, "ivr": {"chat", "phone"}}
 NOT_ASKED = frozenset({"chat", "crm"})
 MAX_MERGED = 20
 MAX_MOVES = 4
+# How long a request in flight may still be led to a customer that is no longer there: the life
+# of an erasure's tombstone and of the stub a customer abandoned in a race leaves behind.
+IN_FLIGHT_MS = 24 * 3600 * 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +172,7 @@ async def resolve_writer(deps: Deps, principal: Principal, *, conversation_id: s
                 await deps.store.link(tenant, cus_id, conversations=[], identities=others,
                                       ttl_ms=ttl, overwrite=True)
                 owners.update({k: cus_id for k in others})
+            await retire(deps, tenant, phantom, into=cus_id)
     linked = [i for i in idents if owners.get(i.key) == cus_id]
     claims = [i for i in idents if owners.get(i.key) != cus_id]
     logs.note_customer(cus_id)
@@ -196,10 +200,17 @@ async def resolve_ref(deps: Deps, principal: Principal, ref: str, *, follow: boo
     return found
 
 
-async def survivor(deps: Deps, tenant: str, cus_id: str) -> str:
-    """Follow `merged_into` to the customer that holds the context now; 404 if none."""
-    for _ in range(MAX_MOVES):
+async def survivor(deps: Deps, tenant: str, cus_id: str, *, pending: bool = False) -> str:
+    """Follow `merged_into` to the customer that holds the context now; 404 if none.
+
+    With `pending`, the id came from an index entry or a hand-off and may name a customer whose
+    first write is still on its way (or died with its process): it stands for itself, and the
+    next write to it creates it.
+    """
+    for hop in range(MAX_MOVES):
         (meta,) = await deps.store.read_meta(tenant, [cus_id])
+        if not meta and pending and hop == 0:
+            return cus_id
         if not meta:
             raise NotFound("no such customer")
         nxt = meta.get("merged_into")
@@ -222,17 +233,31 @@ def identity_records(resolved: Resolved, *, channel: str | None, conversation_id
              "conversation_id": conversation_id, "at": now_ms})))
 
 
-async def write(deps: Deps, tenant: str, cus_id: str, change: CustomerWrite,
-                *, create: bool = False) -> tuple[str, Written]:
+async def retire(deps: Deps, tenant: str, phantom: str, *, into: str) -> None:
+    """Send whatever resolves to a customer made for this request, and abandoned, to `into`.
+
+    Between our linking an entry to it and taking the entry back, another request may have
+    resolved that entry and written there: that write is kept, as a merge into the winner.
+    """
+    if await deps.store.redirect(tenant, phantom, into, stub_ms=IN_FLIGHT_MS):
+        now = deps.now_ms()
+        await write(deps, tenant, into, CustomerWrite(
+            hset=[("meta", f"m:{phantom}", f"{now} first-contact")],
+            events=[("customer.merged", codec.pack(
+                {"customer_id": phantom, "via": "first-contact", "at": now}))]))
+
+
+async def write(deps: Deps, tenant: str, cus_id: str, change: CustomerWrite
+                ) -> tuple[str, Written]:
     """Apply a write, following the customer if it was merged meanwhile.
 
-    Only a write that `create`s the customer may find it missing; any other means it was erased
-    (or expired) after we resolved it: 404, and the next request starts afresh.
+    The first write creates the customer. One erased after we resolved it is 404, and the next
+    request starts afresh.
     """
     for _ in range(MAX_MOVES):
         try:
             out = await deps.store.write(tenant, cus_id, change, now_ms=deps.now_ms(),
-                                         ttl_ms=deps.retention_ms(tenant), must_exist=not create)
+                                         ttl_ms=deps.retention_ms(tenant))
         except Gone as exc:
             raise NotFound("the customer no longer exists") from exc
         if not isinstance(out, Moved):
@@ -250,8 +275,8 @@ async def merge(deps: Deps, tenant: str, into: str, other: str, *, via: str) -> 
     index entry of the other moves over. The brief then reads both, so history stays where it was
     written and each step is a single-slot operation that is safe to repeat.
     """
-    into = await survivor(deps, tenant, into)
-    other = await survivor(deps, tenant, other)
+    into = await survivor(deps, tenant, into, pending=True)
+    other = await survivor(deps, tenant, other, pending=True)
     if into == other:
         return []
     now = deps.now_ms()

@@ -31,16 +31,17 @@ async def verify(deps: Deps, principal: Principal, body: VerifyIn) -> VerifyResu
     if holder != cus_id and resolved.created:
         # A caller seen for the first time has no context of its own to merge: its call and
         # its number lead to the holder's customer from now on.
-        cus_id = await identity.survivor(deps, tenant, holder)
+        cus_id = await identity.survivor(deps, tenant, holder, pending=True)
         await deps.store.link(
             tenant, cus_id, conversations=[body.conversation_id] if resolved.new_conversation
             and body.conversation_id else [], identities=[i.key for i in resolved.linked],
             ttl_ms=deps.retention_ms(tenant), overwrite=True)
+        await identity.retire(deps, tenant, resolved.customer_id, into=cus_id)
     elif holder != cus_id:
         # The account holder's context is the one that continues; this caller joins it.
         merged = await identity.merge(deps, tenant, holder, cus_id,
                                       via=f"verification:{verified.kind}")
-        cus_id = await identity.survivor(deps, tenant, holder)
+        cus_id = await identity.survivor(deps, tenant, holder, pending=True)
     now = deps.now_ms()
     expires = now + body.expires_in * 1000
     record = {"identity": verified.public(), "method": body.method, "level": body.level,
@@ -57,7 +58,6 @@ async def verify(deps: Deps, principal: Principal, body: VerifyIn) -> VerifyResu
     if body.conversation_id:
         conversation_record(change, body.conversation_id, channel=body.channel,
                             source=body.source, started_ms=now, by=principal.key_id)
-    cus_id, _ = await identity.write(deps, tenant, cus_id, change,
-                                     create=resolved.created and cus_id == resolved.customer_id)
+    cus_id, _ = await identity.write(deps, tenant, cus_id, change)
     return VerifyResult(customer_id=cus_id, verified=True, merged=merged,
                         expires_at=moment(expires))

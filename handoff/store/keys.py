@@ -37,6 +37,9 @@ class CustomerKeys:
     flags: str
     hos: str
     events: str
+    # Not in all(): set first by an erasure and left behind it for a day, so that a writer which
+    # resolved the customer just before cannot bring it back (see customer_write.lua).
+    erased: str
 
     def all(self) -> list[str]:
         return [self.meta, self.ids, self.turns, self.tids, self.convs, self.facts,
@@ -54,7 +57,8 @@ def customer(tenant: str, cus_id: str) -> CustomerKeys:
     return CustomerKeys(
         meta=f"{tag}:meta", ids=f"{tag}:ids", turns=f"{tag}:turns", tids=f"{tag}:tids",
         convs=f"{tag}:convs", facts=f"{tag}:facts", factlog=f"{tag}:factlog",
-        verif=f"{tag}:verif", flags=f"{tag}:flags", hos=f"{tag}:hos", events=f"{tag}:events")
+        verif=f"{tag}:verif", flags=f"{tag}:flags", hos=f"{tag}:hos", events=f"{tag}:events",
+        erased=f"{tag}:erased")
 
 
 class Digester:

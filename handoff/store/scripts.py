@@ -10,6 +10,7 @@ def source(name: str) -> str:
 
 
 CUSTOMER_WRITE = source("customer_write")
+CUSTOMER_REDIRECT = source("customer_redirect")
 HANDOFF_CREATE = source("handoff_create")
 HANDOFF_TRANSITION = source("handoff_transition")
 DELETE_IF = source("delete_if")

@@ -65,7 +65,7 @@ class Written:
 
 
 class Gone(Exception):
-    """The customer written to no longer exists (it was erased or expired meanwhile)."""
+    """The customer written to was erased (a write never brings it back)."""
 
 
 @dataclass
@@ -157,6 +157,7 @@ class Store:
         self.desk_secret = desk_secret
         self.events_maxlen = events_maxlen
         self._write: AsyncScript = client.register_script(scripts.CUSTOMER_WRITE)
+        self._redirect: AsyncScript = client.register_script(scripts.CUSTOMER_REDIRECT)
         self._create: AsyncScript = client.register_script(scripts.HANDOFF_CREATE)
         self._transition: AsyncScript = client.register_script(scripts.HANDOFF_TRANSITION)
         self._delete_if: AsyncScript = client.register_script(scripts.DELETE_IF)
@@ -240,13 +241,13 @@ class Store:
     # -- one customer --------------------------------------------------------------------------
 
     async def write(self, tenant: str, cus_id: str, change: CustomerWrite,
-                    *, now_ms: int, ttl_ms: int, must_exist: bool = True) -> Written | Moved:
-        """Apply `change` atomically; raises Gone when `must_exist` and the customer is not."""
+                    *, now_ms: int, ttl_ms: int) -> Written | Moved:
+        """Apply `change` atomically, creating the customer if need be; Gone if it was erased."""
         ck = keys.customer(tenant, cus_id)
         with map_exceptions():
             out = await self._write(
-                keys=ck.all(),
-                args=[now_ms, ttl_ms, self.events_maxlen, int(must_exist), *change.argv()])
+                keys=[*ck.all(), ck.erased],
+                args=[now_ms, ttl_ms, self.events_maxlen, *change.argv()])
         if out[0] == b"moved":
             return Moved(out[1].decode())
         if out[0] == b"gone":
@@ -362,10 +363,22 @@ class Store:
                 raw = await pipe.execute()
         return [_entries(r) for r in raw]
 
-    async def erase_customer(self, tenant: str, cus_id: str) -> Erased:
-        """Remove every key, index entry, hand-off, code and queue event of one customer."""
+    async def redirect(self, tenant: str, cus_id: str, survivor: str, *, stub_ms: int) -> bool:
+        """Point a customer at `survivor` for good; True if it already held data."""
+        with map_exceptions():
+            had = await self._redirect(keys=[keys.customer(tenant, cus_id).meta],
+                                       args=[survivor, stub_ms])
+        return bool(had)
+
+    async def erase_customer(self, tenant: str, cus_id: str, *, tombstone_ms: int) -> Erased:
+        """Remove every key, index entry, hand-off, code and queue event of one customer.
+
+        The tombstone goes first: from then on no write can land, so none can outlive the
+        erasure by arriving while it runs.
+        """
         ck = keys.customer(tenant, cus_id)
         with map_exceptions():
+            await self.client.set(ck.erased, 1, px=tombstone_ms)
             async with self.client.pipeline(transaction=False) as pipe:
                 pipe.hkeys(ck.ids)
                 pipe.hkeys(ck.convs)

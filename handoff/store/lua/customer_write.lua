@@ -1,7 +1,7 @@
 -- Apply one batch of changes to one customer, atomically, in that customer's hash slot.
--- KEYS: the customer's keys in CustomerKeys.all() order (meta first, events last).
--- ARGV: now_ms, ttl_ms, events_maxlen, must_exist (1: refuse if the customer is gone), then
--- seven counts
+-- KEYS: the customer's keys in CustomerKeys.all() order (meta first, events eleventh), then its
+-- erasure tombstone.
+-- ARGV: now_ms, ttl_ms, events_maxlen, then seven counts
 --   n_hset n_hsetnx n_turns n_xadd n_zadd n_events n_hmin
 -- followed by the operations in that order:
 --   hset/hsetnx: key_index field value       turns: dedupe_field record
@@ -10,17 +10,20 @@
 -- Turns are deduplicated by their field in `tids` (conversation + turn id), so a retried post
 -- appends nothing twice. A customer merged into another answers {"moved", survivor} and is left
 -- untouched: the caller retries on the survivor. One that was erased answers {"gone"}.
-local meta, turns, tids, events = KEYS[1], KEYS[3], KEYS[4], KEYS[#KEYS]
+-- A customer that does not exist yet is created by whichever write reaches it first: an index
+-- entry may point at it before the write of the request that linked it lands, and that request
+-- may never land at all. Only the tombstone an erasure leaves tells "erased" from "not yet".
+local meta, turns, tids, events, erased = KEYS[1], KEYS[3], KEYS[4], KEYS[11], KEYS[12]
 local now, ttl, maxlen = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 
 local moved = redis.call('HGET', meta, 'merged_into')
 if moved then return {'moved', moved} end
-if ARGV[4] == '1' and redis.call('EXISTS', meta) == 0 then return {'gone'} end
+if redis.call('EXISTS', erased) == 1 then return {'gone'} end
 
-local n_hset, n_hsetnx, n_turns = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local n_xadd, n_zadd, n_events = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
-local n_hmin = tonumber(ARGV[11])
-local i = 12
+local n_hset, n_hsetnx, n_turns = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local n_xadd, n_zadd, n_events = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local n_hmin = tonumber(ARGV[10])
+local i = 11
 
 for _ = 1, n_hset do
   redis.call('HSET', KEYS[tonumber(ARGV[i])], ARGV[i + 1], ARGV[i + 2]); i = i + 3
@@ -63,5 +66,5 @@ redis.call('HSETNX', meta, 'created', now)
 redis.call('HSET', meta, 'updated', now)
 local version = redis.call('HINCRBY', meta, 'ver', 1)
 -- Retention is inactivity: every write pushes the whole customer's expiry forward.
-for k = 1, #KEYS do redis.call('PEXPIRE', KEYS[k], ttl) end
+for k = 1, #KEYS - 1 do redis.call('PEXPIRE', KEYS[k], ttl) end
 return {'ok', version, appended, duplicates, cursors}
