@@ -115,7 +115,7 @@ class Resolved:
     """The customer a write goes to, and what the body told us about identities."""
 
     customer_id: str
-    created: bool  # new, or just made by a racing first post: the write may create it
+    created: bool  # made for this request, or by a first post racing it: nobody's context yet
     new_conversation: bool = False
     linked: list[Ident] = field(default_factory=list)
     claims: list[Ident] = field(default_factory=list)
@@ -154,8 +154,8 @@ async def resolve_writer(deps: Deps, principal: Principal, *, conversation_id: s
                                     ttl_ms=ttl)
         winner = won[f"c:{conversation_id}"]
         if winner != cus_id:
-            # The winner may be a customer created a moment ago whose first write has not
-            # landed yet: `created` stays as it was, so our write may be the one creating it.
+            # A customer made a moment ago by another first post: new to us all the same, and
+            # our write may be the one that creates it.
             cus_id = winner
     if free:
         won = await deps.store.link(tenant, cus_id, conversations=[],
