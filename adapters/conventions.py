@@ -131,9 +131,15 @@ async def record(core: Core, conversation_id: str, *, customer: dict[str, Any] |
     return None
 
 
-def conversation_id(core: Core, value: str | None, *, where: str) -> str:
-    """A vendor session id as a conversation id: 1 to 128 printable characters, else 422."""
+def session(value: str | None, *, where: str) -> tuple[str, str]:
+    """A vendor's session id: (as given, as a conversation id); 1 to 128 printable characters,
+    else 422.
+
+    As the chat identity it stays as the vendor gave it, so `chat:<session>` finds the customer
+    (the core masks and hashes one that looks like a card number); as a conversation id, which
+    is stored as it is, such a value is replaced by `vendor_id`'s digest.
+    """
     if value is None or not NAME.match(value):
         raise Unprocessable(f"{where} cannot be a conversation id",
                             [{"loc": [where], "msg": "1 to 128 printable characters required"}])
-    return vendor_id(value)
+    return value, vendor_id(value)

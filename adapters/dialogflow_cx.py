@@ -38,11 +38,11 @@ routes = Routes()
 async def webhook(request: web.Request) -> web.StreamResponse:
     event = await parse(request, WebhookRequest)
     core = Core(request)
-    session = c.conversation_id(core, session_id(event), where="sessionInfo.session")
+    visitor, session = c.session(session_id(event), where="sessionInfo.session")
     params = (event.sessionInfo.parameters if event.sessionInfo else None) or {}
     form = form_parameters(event)
     channel, caller = ("voice", caller_id(core, event)) if spoken(event) else ("chat", None)
-    customer, ref = c.party(core, session, channel, caller, [*params.items(), *form])
+    customer, ref = c.party(core, visitor, channel, caller, [*params.items(), *form])
     known: dict[str, FactValue] = {
         **c.facts(params.items(), where="sessionInfo.parameters"),
         **c.facts(form, where="pageInfo.formInfo.parameterInfo")}

@@ -34,7 +34,7 @@ routes = Routes()
 async def code_hook(request: web.Request) -> web.StreamResponse:
     event = await parse(request, LexEvent)
     core = Core(request)
-    session = c.conversation_id(core, event.sessionId, where="sessionId")
+    visitor, session = c.session(event.sessionId, where="sessionId")
     state = event.sessionState
     attributes = state.sessionAttributes or {}
     intent = state.intent
@@ -43,7 +43,7 @@ async def code_hook(request: web.Request) -> web.StreamResponse:
     if channel == "voice" and caller and not core.claimable("phone", caller):
         caller = None
     slots = slot_values(intent)
-    customer, ref = c.party(core, session, channel, caller, [*attributes.items(), *slots.items()])
+    customer, ref = c.party(core, visitor, channel, caller, [*attributes.items(), *slots.items()])
     known: dict[str, FactValue] = {
         **c.facts(attributes.items(), where="sessionState.sessionAttributes"),
         **c.facts(slots.items(), where="sessionState.intent.slots")}

@@ -43,7 +43,8 @@ routes = Routes()
 class Plan:
     """Everything one conversation's events ask for, validated before anything is written."""
 
-    sender: str
+    sender: str  # as Rasa names it: the chat identity
+    conversation: str
     appends: list[AppendTurns] = field(default_factory=list)
     facts: dict[str, FactValue] = field(default_factory=dict)
     handoff: tuple[HandoffIn, str] | None = None
@@ -57,7 +58,7 @@ async def ingest(request: web.Request) -> web.StreamResponse:
     core = Core(request)
     handoff_actions = request.app[SETTINGS].rasa_handoff_actions
     plans, ignored = [], 0
-    for sender, located, slots in conversations(core, payload):
+    for sender, located, slots in conversations(payload):
         plan, skipped = planned(core, sender, located, slots, handoff_actions)
         plans.append(plan)
         ignored += skipped
@@ -68,18 +69,18 @@ async def ingest(request: web.Request) -> web.StreamResponse:
 Located = list[tuple[str, Event]]
 
 
-def conversations(core: Core, payload: Tracker | Event | list[Event]
+def conversations(payload: Tracker | Event | list[Event]
                   ) -> list[tuple[str, Located, dict[str, Any]]]:
-    """Events grouped by conversation, each with where it sat in the body (for errors)."""
+    """Events grouped by sender, each with where it sat in the body (for errors)."""
     if isinstance(payload, Tracker):
-        sender = c.conversation_id(core, payload.sender_id, where="sender_id")
+        sender, _ = c.session(payload.sender_id, where="sender_id")
         return [(sender, [(f"events.{n}", e) for n, e in enumerate(payload.events)],
                  payload.slots or {})]
     listed = [("event", payload)] if isinstance(payload, Event) else \
         [(str(n), e) for n, e in enumerate(payload)]
     groups: dict[str, Located] = {}
     for where, event in listed:
-        sender = c.conversation_id(core, event.sender_id, where=f"{where}.sender_id")
+        sender, _ = c.session(event.sender_id, where=f"{where}.sender_id")
         groups.setdefault(sender, []).append((where, event))
     return [(sender, located, {}) for sender, located in groups.items()]
 
@@ -88,14 +89,15 @@ def planned(core: Core, sender: str, located: Located, slots: dict[str, Any],
             handoff_actions: list[str]) -> tuple[Plan, int]:
     """The turns, facts and hand-off one conversation's events ask for, and how many events
     were left out."""
-    plan, turns, ignored = Plan(sender), [], 0
+    conversation = vendor_id(sender)
+    plan, turns, ignored = Plan(sender, conversation), [], 0
     slots = dict(slots)
     trigger: tuple[str, Event] | None = None
     intent: str | None = None
     for where, event in located:
         kind = event.event
         if kind in ("user", "bot") and event.text:
-            turns.append(turn(core, sender, where, event))
+            turns.append(turn(core, conversation, where, event))
             if kind == "user" and turns[-1].intent:
                 intent = turns[-1].intent
         elif kind == "slot" and event.name and event.name not in INTERNAL_SLOTS:
@@ -118,20 +120,21 @@ def planned(core: Core, sender: str, located: Located, slots: dict[str, Any],
     if trigger is not None:
         where, event = trigger
         body = build(HandoffIn, {
-            "customer": customer, "conversation_id": sender, "channel": "chat", "source": NAME,
+            "customer": customer, "conversation_id": conversation, "channel": "chat",
+            "source": NAME,
             "reason": "customer_request", "continuation": True, "intent": intent,
             **c.handoff_fields(slots)}, where="slots")
         # The same event in a later export or a redelivery names the same hand-off.
-        key = c.digest(sender, event.event, event.name, event.timestamp)
+        key = c.digest(conversation, event.event, event.name, event.timestamp)
         plan.handoff = (body, f"{NAME}:{key}")
     return plan, ignored
 
 
-def turn(core: Core, sender: str, where: str, event: Event) -> TurnIn:
+def turn(core: Core, conversation: str, where: str, event: Event) -> TurnIn:
     """A user or bot event as a turn; the id is Rasa's message id, else a digest of the event."""
     assert event.text is not None
     turn_id = (vendor_id(event.message_id) if event.message_id else
-               "rasa-" + c.digest(sender, event.event, event.timestamp, event.text))
+               "rasa-" + c.digest(conversation, event.event, event.timestamp, event.text))
     more: dict[str, Any] = {}
     parse_data = event.parse_data if event.event == "user" else None
     if parse_data is not None:
@@ -157,15 +160,16 @@ def moment(event: Event, where: str) -> datetime | None:
 
 
 async def carry_out(core: Core, plan: Plan) -> ConversationSummary:
-    summary = ConversationSummary(conversation_id=plan.sender, appended=0, duplicates=0,
+    summary = ConversationSummary(conversation_id=plan.conversation, appended=0, duplicates=0,
                                   facts=sorted(plan.facts))
     for body in plan.appends:
-        done = await core.append_turns(plan.sender, body)
+        done = await core.append_turns(plan.conversation, body)
         summary.customer_id = done.customer_id
         summary.appended += done.appended
         summary.duplicates += done.duplicates
     if not plan.appends and plan.facts:
-        written = await c.record(core, plan.sender, customer=None, channel="chat", source=NAME,
+        written = await c.record(core, plan.conversation, customer=None, channel="chat",
+                                 source=NAME,
                                  turns=[], known=plan.facts, ref=f"chat:{plan.sender}",
                                  where="events")
         if written is None:  # nobody to tell about yet: the customer has not said anything

@@ -20,9 +20,9 @@ import pytest
 import redis
 from aiohttp.test_utils import TestClient
 
-from tests.adapter_checks import only_role_may_post, refuses_raw_body
+from tests.adapter_checks import card_like_session, only_role_may_post, refuses_raw_body
 from tests.conftest import AppFactory, Keys
-from tests.redis_peek import assert_unchanged, snapshot
+from tests.redis_peek import assert_unchanged, everything, snapshot
 from tests.scenario import assert_problem, brief_of, call, ok, phone_customer
 
 Client = TestClient[Any, Any]
@@ -312,3 +312,14 @@ async def test_the_openapi_document_lists_the_webhook_for_bot_keys(client: Clien
     document = (await call(client, "GET", "/openapi.json")).json()
     operation = document["paths"][URL]["post"]
     assert operation["description"] == "Roles: bot"
+
+
+async def test_a_session_id_that_reads_like_a_card_number_still_names_the_customer(
+        client: Client, keys: Keys, redis_sync: redis.Redis) -> None:
+    session, body = webhook(session=card_like_session(), parameters={"order_number": "A-1002"})
+    await post(client, keys, body)
+    brief = await brief_of(client, keys, f"chat:{session}")
+    [said] = brief["turns"]
+    assert said["conversation_id"].startswith("id-")  # stored under a digest
+    assert brief["facts"]["order_number"]["value"] == "A-1002"
+    assert session not in everything(redis_sync)

@@ -18,7 +18,7 @@ import pytest
 import redis
 from aiohttp.test_utils import TestClient
 
-from tests.adapter_checks import only_role_may_post, refuses_raw_body
+from tests.adapter_checks import card_like_session, only_role_may_post, refuses_raw_body
 from tests.conftest import AppFactory, Keys
 from tests.redis_peek import assert_unchanged, everything, snapshot
 from tests.scenario import assert_problem, brief_of, call, ok
@@ -246,11 +246,12 @@ async def test_another_tenants_bot_with_the_same_session_writes_only_its_own_cus
     assert [t["text"] for t in globex["turns"]] == ["globex's customer"]
 
 
+@pytest.mark.parametrize("session", ["4111111111111111", card_like_session()])
 async def test_a_session_id_that_looks_like_a_card_number_is_kept_under_a_digest(
-        client: Client, keys: Keys, redis_sync: redis.Redis) -> None:
-    # Numeric session ids, as in AWS's samples, now and then pass the Luhn check.
+        client: Client, keys: Keys, redis_sync: redis.Redis, session: str) -> None:
+    # Numeric session ids, as in AWS's samples, and UUIDs now and then pass the Luhn check.
     _, body = event(transcript="hello", attributes={"handoff_request": "yes"})
-    body["sessionId"] = "4111111111111111"
+    body["sessionId"] = session
     answer = await post(client, keys, body)
     handoff = await ok(client, "GET",
                        f"/v1/handoffs/{answer['sessionState']['sessionAttributes']['handoff_id']}",
@@ -260,4 +261,7 @@ async def test_a_session_id_that_looks_like_a_card_number_is_kept_under_a_digest
     assert said["text"] == "hello" and said["conversation_id"].startswith("id-")
     assert (await post(client, keys, body))["sessionState"]["sessionAttributes"] == \
         answer["sessionState"]["sessionAttributes"]  # the same digest every time
-    assert "4111111111111111" not in everything(redis_sync)
+    assert session not in everything(redis_sync)
+    # The session is still the chat identity a desk looks the customer up by.
+    assert (await brief_of(client, keys, f"chat:{session}"))["customer"]["id"] == \
+        handoff["customer_id"]

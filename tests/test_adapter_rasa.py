@@ -20,9 +20,9 @@ import pytest
 import redis
 from aiohttp.test_utils import TestClient
 
-from tests.adapter_checks import only_role_may_post, refuses_raw_body
+from tests.adapter_checks import card_like_session, only_role_may_post, refuses_raw_body
 from tests.conftest import AppFactory, Keys
-from tests.redis_peek import assert_unchanged, not_an_attempt_counter, snapshot
+from tests.redis_peek import assert_unchanged, everything, not_an_attempt_counter, snapshot
 from tests.scenario import assert_problem, brief_of, call, ok
 
 Client = TestClient[Any, Any]
@@ -129,6 +129,23 @@ async def test_one_event_at_a_time_keeps_rasas_message_id_and_facts_join_later(
     brief = await brief_of(client, keys, f"chat:{sender}")
     assert [t["id"] for t in brief["turns"]] == ["7f0c9e1b4c2f4d0e"]
     assert brief["facts"]["departure_airport"]["value"] == "BER"
+
+
+async def test_a_sender_id_that_reads_like_a_card_number_still_names_the_customer(
+        client: Client, keys: Keys, redis_sync: redis.Redis) -> None:
+    sender, events = broker_events(card_like_session())
+    summary = await post(client, keys, events)
+    [conversation] = summary["conversations"]
+    assert conversation["conversation_id"].startswith("id-")  # stored under a digest
+    brief = await brief_of(client, keys, f"chat:{sender}")
+    assert brief["customer"]["id"] == conversation["customer_id"]
+    assert {t["conversation_id"] for t in brief["turns"]} == {conversation["conversation_id"]}
+    assert sender not in everything(redis_sync)
+    # Later events of the same sender join the same customer.
+    _, more = broker_events(sender)
+    more[0] |= {"text": "one more thing", "timestamp": T0 + 100, "message_id": "m-later"}
+    again = await post(client, keys, more[:1])
+    assert again["conversations"][0]["customer_id"] == conversation["customer_id"]
 
 
 async def test_a_slot_for_a_conversation_nobody_has_spoken_in_records_nothing(
