@@ -240,11 +240,8 @@ async def retire(deps: Deps, tenant: str, phantom: str, *, into: str) -> None:
     resolved that entry and written there: that write is kept, as a merge into the winner.
     """
     if await deps.store.redirect(tenant, phantom, into, stub_ms=IN_FLIGHT_MS):
-        now = deps.now_ms()
-        await write(deps, tenant, into, CustomerWrite(
-            hset=[("meta", f"m:{phantom}", f"{now} first-contact")],
-            events=[("customer.merged", codec.pack(
-                {"customer_id": phantom, "via": "first-contact", "at": now}))]))
+        await write(deps, tenant, into, merge_note(phantom, via="first-contact",
+                                                   now_ms=deps.now_ms()))
 
 
 async def write(deps: Deps, tenant: str, cus_id: str, change: CustomerWrite
@@ -279,14 +276,10 @@ async def merge(deps: Deps, tenant: str, into: str, other: str, *, via: str) -> 
     other = await survivor(deps, tenant, other, pending=True)
     if into == other:
         return []
-    now = deps.now_ms()
     (other_meta,) = await deps.store.read_meta(tenant, [other])
     carried = {k: v for k, v in other_meta.items() if k.startswith("m:")}
-    record = f"{now} {via}"
-    keep = CustomerWrite(hset=[("meta", f"m:{other}", record),
-                               *[("meta", k, v) for k, v in carried.items()]],
-                         events=[("customer.merged", codec.pack(
-                             {"customer_id": other, "via": via, "at": now}))])
+    keep = merge_note(other, via=via, now_ms=deps.now_ms())
+    keep.hset += [("meta", k, v) for k, v in carried.items()]
     into, _ = await write(deps, tenant, into, keep)
     await write(deps, tenant, other, CustomerWrite(hset=[("meta", "merged_into", into)]))
     identities = await deps.store.read_hash(tenant, other, "ids")
@@ -296,6 +289,13 @@ async def merge(deps: Deps, tenant: str, into: str, other: str, *, via: str) -> 
                                       if isinstance(v, dict) and v.get("state") != "claim"],
                           ttl_ms=deps.retention_ms(tenant), overwrite=True)
     return [other, *[k[2:] for k in carried]]
+
+
+def merge_note(other: str, *, via: str, now_ms: int) -> CustomerWrite:
+    """What the survivor of a merge records of `other`: read back by `merge_records`."""
+    return CustomerWrite(hset=[("meta", f"m:{other}", f"{now_ms} {via}")],
+                         events=[("customer.merged", codec.pack(
+                             {"customer_id": other, "via": via, "at": now_ms}))])
 
 
 def merged_ids(meta: dict[str, str]) -> list[str]:
