@@ -58,8 +58,8 @@ async def ingest(request: web.Request) -> web.StreamResponse:
     core = Core(request)
     handoff_actions = request.app[SETTINGS].rasa_handoff_actions
     plans, ignored = [], 0
-    for sender, located, slots in conversations(payload):
-        plan, skipped = planned(core, sender, located, slots, handoff_actions)
+    for session, located, slots in conversations(payload):
+        plan, skipped = planned(core, session, located, slots, handoff_actions)
         plans.append(plan)
         ignored += skipped
     return render(request, IngestSummary(
@@ -70,26 +70,27 @@ Located = list[tuple[str, Event]]
 
 
 def conversations(payload: Tracker | Event | list[Event]
-                  ) -> list[tuple[str, Located, dict[str, Any]]]:
-    """Events grouped by sender, each with where it sat in the body (for errors)."""
+                  ) -> list[tuple[tuple[str, str], Located, dict[str, Any]]]:
+    """Events grouped by sender (as `c.session` gives it), each with where it sat in the body
+    (for errors)."""
     if isinstance(payload, Tracker):
-        sender, _ = c.session(payload.sender_id, where="sender_id")
-        return [(sender, [(f"events.{n}", e) for n, e in enumerate(payload.events)],
+        session = c.session(payload.sender_id, where="sender_id")
+        return [(session, [(f"events.{n}", e) for n, e in enumerate(payload.events)],
                  payload.slots or {})]
     listed = [("event", payload)] if isinstance(payload, Event) else \
         [(str(n), e) for n, e in enumerate(payload)]
-    groups: dict[str, Located] = {}
+    groups: dict[tuple[str, str], Located] = {}
     for where, event in listed:
-        sender, _ = c.session(event.sender_id, where=f"{where}.sender_id")
-        groups.setdefault(sender, []).append((where, event))
-    return [(sender, located, {}) for sender, located in groups.items()]
+        session = c.session(event.sender_id, where=f"{where}.sender_id")
+        groups.setdefault(session, []).append((where, event))
+    return [(session, located, {}) for session, located in groups.items()]
 
 
-def planned(core: Core, sender: str, located: Located, slots: dict[str, Any],
+def planned(core: Core, session: tuple[str, str], located: Located, slots: dict[str, Any],
             handoff_actions: list[str]) -> tuple[Plan, int]:
     """The turns, facts and hand-off one conversation's events ask for, and how many events
     were left out."""
-    conversation = vendor_id(sender)
+    sender, conversation = session
     plan, turns, ignored = Plan(sender, conversation), [], 0
     slots = dict(slots)
     trigger: tuple[str, Event] | None = None
