@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from handoff.store import codec
 from handoff.store.store import CustomerWrite
 from schemas.common import CustomerRef, Identity
 from tests.conftest import Keys
+from tests.scenario import brief_of
 
 Client = TestClient[Any, Any]
 VISITOR = {"kind": "chat", "value": "visitor-42"}
@@ -30,6 +32,12 @@ TURNS_PER_WRITER = 5
 def turn(turn_id: str, text: str, second: int = 0, role: str = "customer") -> dict[str, Any]:
     return {"id": turn_id, "role": role, "text": text,
             "ts": f"2026-11-23T10:{second // 60 % 60:02d}:{second % 60:02d}Z"}
+
+
+def first_post_body(visitor: str, text: str) -> dict[str, Any]:
+    """A visitor's first message, from the chat session they are."""
+    return {"customer": {"identities": [{"kind": "chat", "value": visitor}]},
+            "channel": "chat", "turns": [turn("t1", text)]}
 
 
 async def post_turns(client: Client, headers: dict[str, str], conversation_id: str,
@@ -162,9 +170,8 @@ async def test_every_stored_turn_carries_the_text_its_own_writer_sent(
 async def test_concurrent_first_posts_with_one_new_chat_identity_create_one_customer(
         client: Client, keys: Keys) -> None:
     async def first_post(visitor: str, conversation_id: str) -> str:
-        result = await post_turns(client, keys("bot"), conversation_id, {
-            "customer": {"identities": [{"kind": "chat", "value": visitor}]},
-            "channel": "chat", "turns": [turn("t1", f"hello from {conversation_id}")]})
+        result = await post_turns(client, keys("bot"), conversation_id,
+                                  first_post_body(visitor, f"hello from {conversation_id}"))
         return str(result["customer_id"])
 
     # Ten new visitors, each opening two chat tabs at the same instant.
@@ -177,9 +184,7 @@ async def test_concurrent_first_posts_with_one_new_chat_identity_create_one_cust
 async def test_both_tabs_of_a_concurrent_first_post_are_in_the_one_customers_brief(
         client: Client, keys: Keys) -> None:
     headers = keys("bot")
-    bodies = [{"customer": {"identities": [{"kind": "chat", "value": "visitor-7"}]},
-               "channel": "chat", "turns": [turn("t1", f"hello from tab {tab}")]}
-              for tab in ("a", "b")]
+    bodies = [first_post_body("visitor-7", f"hello from tab {tab}") for tab in ("a", "b")]
     results = await asyncio.gather(post_turns(client, headers, "tab-a", bodies[0]),
                                    post_turns(client, headers, "tab-b", bodies[1]))
     r = await client.get("/v1/customers/chat:visitor-7/context", headers=keys("agent"))
@@ -209,14 +214,30 @@ async def test_a_visitor_whose_first_post_died_between_link_and_write_can_still_
                           identities=chat_identity(client, "visitor-9"),
                           ttl_ms=deps.retention_ms("acme"))
 
-    result = await post_turns(client, keys("bot"), "tab-c", {
-        "customer": {"identities": [{"kind": "chat", "value": "visitor-9"}]},
-        "channel": "chat", "turns": [turn("t1", "is anyone there?")]})
+    result = await post_turns(client, keys("bot"), "tab-c",
+                              first_post_body("visitor-9", "is anyone there?"))
 
     assert result["customer_id"] == orphan
-    brief = await (await client.get("/v1/customers/chat:visitor-9/context",
-                                    headers=keys("agent"))).json()
+    brief = await brief_of(client, keys, "chat:visitor-9")
     assert [t["text"] for t in brief["turns"]] == ["is anyone there?"]
+
+
+def before_the_first_identity_link(client: Client, monkeypatch: pytest.MonkeyPatch,
+                                   meanwhile: Callable[[str], Awaitable[None]]) -> None:
+    """Run `meanwhile` (given the customer about to be linked) just before the next request
+    links an identity: the moment a racing request would slip in."""
+    store = client.app[DEPS].store
+    real_link = store.link
+    fired = False
+
+    async def link(tenant: str, cus_id: str, **kw: Any) -> dict[str, str]:
+        nonlocal fired
+        if kw["identities"] and not fired:
+            fired = True
+            await meanwhile(cus_id)
+        return await real_link(tenant, cus_id, **kw)
+
+    monkeypatch.setattr(store, "link", link)
 
 
 async def test_a_write_that_reached_the_loser_of_a_first_contact_race_joins_the_winner(
@@ -224,32 +245,22 @@ async def test_a_write_that_reached_the_loser_of_a_first_contact_race_joins_the_
     # Tab A links its conversation to a new customer; before it links the visitor, tab B's first
     # post wins the visitor, and a second message on tab A reaches A's customer. A then gives its
     # customer up: the message it received must be in the winner's brief, not stranded.
-    deps = client.app[DEPS]
-    real_link = deps.store.link
     raced: list[dict[str, Any]] = []
-    interleaved = False
 
-    async def link(tenant: str, cus_id: str, **kw: Any) -> dict[str, str]:
-        nonlocal interleaved
-        if kw["identities"] and not interleaved:
-            interleaved = True
-            raced.append(await post_turns(client, keys("bot"), "tab-b", body("from tab b")))
-            raced.append(await post_turns(client, keys("bot"), "tab-a", {
-                "channel": "chat", "turns": [turn("t2", "still me, on tab a")]}))
-        return await real_link(tenant, cus_id, **kw)
+    async def meanwhile(_: str) -> None:
+        raced.append(await post_turns(client, keys("bot"), "tab-b",
+                                      first_post_body("visitor-8", "from tab b")))
+        raced.append(await post_turns(client, keys("bot"), "tab-a", {
+            "channel": "chat", "turns": [turn("t2", "still me, on tab a")]}))
 
-    def body(text: str) -> dict[str, Any]:
-        return {"customer": {"identities": [{"kind": "chat", "value": "visitor-8"}]},
-                "channel": "chat", "turns": [turn("t1", text)]}
-
-    monkeypatch.setattr(deps.store, "link", link)
-    first = await post_turns(client, keys("bot"), "tab-a", body("from tab a"))
+    before_the_first_identity_link(client, monkeypatch, meanwhile)
+    first = await post_turns(client, keys("bot"), "tab-a",
+                             first_post_body("visitor-8", "from tab a"))
     monkeypatch.undo()
 
     winner, stranded = raced[0]["customer_id"], raced[1]["customer_id"]
     assert first["customer_id"] == winner != stranded
-    brief = await (await client.get("/v1/customers/chat:visitor-8/context",
-                                    headers=keys("agent"))).json()
+    brief = await brief_of(client, keys, "chat:visitor-8")
     assert brief["customer"]["id"] == winner
     assert sorted(t["text"] for t in brief["turns"]) == [
         "from tab a", "from tab b", "still me, on tab a"]
@@ -262,32 +273,24 @@ async def test_a_write_that_reached_the_loser_of_a_first_contact_race_joins_the_
 
 async def test_a_customer_given_up_before_anything_reached_it_leaves_a_pointer_for_a_day(
         client: Client, keys: Keys, monkeypatch: pytest.MonkeyPatch, redis_sync: Any) -> None:
-    deps = client.app[DEPS]
-    real_link = deps.store.link
     losers: list[str] = []
 
-    async def link(tenant: str, cus_id: str, **kw: Any) -> dict[str, str]:
-        if kw["identities"] and not losers:
-            losers.append(cus_id)
-            await post_turns(client, keys("bot"), "tab-e", body("from tab e"))
-        return await real_link(tenant, cus_id, **kw)
+    async def meanwhile(cus_id: str) -> None:
+        losers.append(cus_id)
+        await post_turns(client, keys("bot"), "tab-e", first_post_body("visitor-6", "from tab e"))
 
-    def body(text: str) -> dict[str, Any]:
-        return {"customer": {"identities": [{"kind": "chat", "value": "visitor-6"}]},
-                "channel": "chat", "turns": [turn("t1", text)]}
-
-    monkeypatch.setattr(deps.store, "link", link)
-    first = await post_turns(client, keys("bot"), "tab-d", body("from tab d"))
+    before_the_first_identity_link(client, monkeypatch, meanwhile)
+    first = await post_turns(client, keys("bot"), "tab-d",
+                             first_post_body("visitor-6", "from tab d"))
     monkeypatch.undo()
 
     stub = f"hf:{{acme:{losers[0]}}}:meta"
     assert redis_sync.hgetall(stub) == {b"merged_into": first["customer_id"].encode()}
     assert 0 < redis_sync.pttl(stub) <= identity.IN_FLIGHT_MS
-    brief = await (await client.get("/v1/customers/chat:visitor-6/context",
-                                    headers=keys("agent"))).json()
+    brief = await brief_of(client, keys, "chat:visitor-6")
     assert brief["merges"] == []
     assert sorted(t["text"] for t in brief["turns"]) == ["from tab d", "from tab e"]
     # A request that resolved the abandoned customer before the pointer follows it.
-    moved_to, _ = await identity.write(deps, "acme", losers[0], CustomerWrite(
+    moved_to, _ = await identity.write(client.app[DEPS], "acme", losers[0], CustomerWrite(
         hset=[("facts", "late", codec.pack({"value": "x"}))]))
     assert moved_to == first["customer_id"]
