@@ -58,9 +58,10 @@ def _figures(r: Results) -> list[str]:
                      _ratio(f.rate, b) if comparable else NA,
                      _ratio(f.rate, c) if f.key in ("pipeline", "brief", "etag",
                                                     "random_brief") else NA,
+                     f"{f.cpu_us:,.0f}" if f.cpu_us is not None else NA,
                      _load(f.other_load), f.note])
     return _table(["figure", "rate", "p50 ms", "p99 ms", "p99 ms @8 conns", "× (a)", "× (b)",
-                   "× (c)", "other load", "notes"], rows)
+                   "× (c)", "server CPU µs/req", "other load", "notes"], rows)
 
 
 def _at_least(name: str, f: Figure | None, base: Figure | None, factor: float) -> Target:
@@ -169,6 +170,10 @@ def render(r: Results) -> str:
     lines = ["# handoff benchmark", "",
              *_table(["fact", "value"], [[k, v] for k, v in r.facts.items()]),
              "", "## Figures", "", *_figures(r), "",
+             "server CPU µs/req: CPU time the server process (and its workers) spent per request "
+             "during the measured 64-connection run; unlike a rate, it barely moves when other "
+             "processes share the machine.",
+             "",
              "other load: cores kept busy by processes outside the bench while that figure "
              f"was measured; in bold above {QUIET_CORES}, where the figure is lower than it "
              "would be on an idle machine.",

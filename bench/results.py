@@ -16,6 +16,7 @@ class Figure:
     p99_c8_ms: float | None = None   # the same request at 8 connections
     note: str = ""
     other_load: float = 0.0  # cores other processes kept busy meanwhile (bench/cpu.py)
+    cpu_us: float | None = None  # the server's CPU per request during the measured run
 
 
 @dataclass(frozen=True)

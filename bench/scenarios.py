@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import wrk_runner
-from bench.cpu import CpuMeter, wait_quiet
+from bench.cpu import CpuMeter, tree_seconds, wait_quiet
 from bench.plan import Plan
 from bench.results import Figure
 from bench.seed import Keys, conversation, visitor
@@ -43,7 +43,7 @@ class Bench:
 
 def measure(bench: Bench, key: str, label: str, url: str, script: str, *,
             env: dict[str, str] | None = None, expect: frozenset[int] = frozenset({200}),
-            note: str = "") -> Figure:
+            note: str = "", server: HttpServer | None = None) -> Figure:
     """wrk at 64 connections (after a warm-up), then at 8 for the latency the targets name.
 
     The 8-connection run follows straight on the same endpoint, so it needs no warm-up of its own.
@@ -51,14 +51,20 @@ def measure(bench: Bench, key: str, label: str, url: str, script: str, *,
     plan = bench.plan
     wait_quiet(plan.quiet_wait)
     meter = CpuMeter.start()
+    pid = (server or bench.service).pid
+    spent = [0.0]
     main = wrk_runner.warm_then_run(label, url, script, warmup=plan.warmup, seconds=plan.seconds,
-                                    connections=64, env=env, expect=expect)
+                                    connections=64, env=env, expect=expect,
+                                    after_warmup=lambda: spent.__setitem__(0, tree_seconds(pid)))
+    cpu_us = ((tree_seconds(pid) - spent[0]) / main.requests * 1e6
+              if pid and main.requests else None)
     c8_env = {**(env or {}), "BENCH_RUN": f"{(env or {}).get('BENCH_RUN', 'run')}-c8"}
     small = wrk_runner.run(f"{label} (8 connections)", url, script, seconds=plan.seconds_c8,
                            connections=8, env=c8_env, expect=expect)
     bench.problems += main.problems + small.problems
     return Figure(key=key, label=label, rate=main.rps, p50_ms=main.p50, p99_ms=main.p99,
-                  p99_c8_ms=small.p99, note=note, other_load=meter.foreign_cores())
+                  p99_c8_ms=small.p99, note=note, other_load=meter.foreign_cores(),
+                  cpu_us=cpu_us)
 
 
 def body_size(size: int) -> str:
@@ -75,7 +81,7 @@ def baselines(bench: Bench) -> list[Figure]:
     for kind, label in BASELINES.items():
         url = bench.baselines[kind].base + "/"
         figures.append(measure(bench, kind, label, url, "get.lua",
-                               note=body_size(_body_bytes(url))))
+                               note=body_size(_body_bytes(url)), server=bench.baselines[kind]))
     return figures
 
 
@@ -97,10 +103,11 @@ def two_processes(bench: Bench, cus_id: str, name: str) -> list[Figure]:
         return []
     return [
         measure(bench, "append-2p", "turn append, 2 processes (--workers 2, both cores)",
-                server.base, "append.lua", env=append_env(bench, name, "append-2p")),
+                server.base, "append.lua", env=append_env(bench, name, "append-2p"),
+                server=server),
         measure(bench, "brief-2p", "brief GET, 2 processes (--workers 2, both cores)",
                 f"{server.base}/v1/customers/{cus_id}/context", "get.lua",
-                env={"BENCH_KEY": bench.keys.agent})]
+                env={"BENCH_KEY": bench.keys.agent}, server=server)]
 
 
 def brief(bench: Bench, cus_id: str, history: int, size: int) -> Figure:

@@ -134,6 +134,7 @@ def start_redis(procs: Processes, appendfsync: str = APPENDFSYNC) -> RedisInfo:
 class HttpServer:
     name: str
     port: int
+    pid: int = 0  # the server's process (its workers are its children)
 
     @property
     def base(self) -> str:
@@ -167,7 +168,7 @@ def start_service(procs: Processes, redis_url: str, workers: int = 1
         name = f"service-{workers}p"
     child = procs.spawn(name, pinned(SERVER_CORE, argv) if workers == 1 else argv,
                         env={"HANDOFF_REDIS_URL": redis_url})
-    return HttpServer(name, port), child
+    return HttpServer(name, port, child.process.pid), child
 
 
 def start_baseline(procs: Processes, kind: str, redis_url: str) -> tuple[HttpServer, Child]:
@@ -175,7 +176,7 @@ def start_baseline(procs: Processes, kind: str, redis_url: str) -> tuple[HttpSer
     child = procs.spawn(f"baseline-{kind}", pinned(SERVER_CORE, [
         sys.executable, "-m", "bench.baselines", kind, "--port", str(port),
         "--redis-url", redis_url]))
-    return HttpServer(kind, port), child
+    return HttpServer(kind, port, child.process.pid), child
 
 
 def wait_ready(started: list[tuple[HttpServer, Child]]) -> list[HttpServer]:

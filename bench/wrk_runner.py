@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,7 +90,8 @@ def run(label: str, url: str, script: str, *, seconds: float, connections: int,
 
 def warm_then_run(label: str, url: str, script: str, *, warmup: float, seconds: float,
                   connections: int, env: dict[str, str] | None = None,
-                  expect: frozenset[int] = frozenset({200})) -> WrkResult:
+                  expect: frozenset[int] = frozenset({200}),
+                  after_warmup: Callable[[], None] | None = None) -> WrkResult:
     """A short unmeasured run first (connection pools, caches, JIT of the Lua), then the real one.
 
     Problems seen during the warm-up count too: an error is an error whenever it happens.
@@ -97,6 +99,8 @@ def warm_then_run(label: str, url: str, script: str, *, warmup: float, seconds: 
     warm_env = {**(env or {}), "BENCH_RUN": f"{(env or {}).get('BENCH_RUN', 'run')}-warm"}
     warm = run(f"{label} (warm-up)", url, script, seconds=warmup, connections=connections,
                env=warm_env, expect=expect)
+    if after_warmup is not None:
+        after_warmup()
     result = run(label, url, script, seconds=seconds, connections=connections, env=env,
                  expect=expect)
     result.problems.extend(warm.problems)
