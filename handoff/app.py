@@ -34,6 +34,7 @@ from handoff.api.state import (
     CLOSING,
     DEPS,
     LEXICON,
+    LIFETIMES,
     OPENAPI,
     SETTINGS,
     STREAMS,
@@ -44,6 +45,7 @@ from handoff.services import handoffs as handoff_service
 from handoff.services.abuse import AuthFailures
 from handoff.services.delivery import Deliverer
 from handoff.services.deps import Deps
+from handoff.services.events import Lifetimes
 from handoff.services.flags import Lexicon
 from handoff.settings import Settings
 from handoff.store import Store
@@ -91,11 +93,13 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     client = connect(settings.redis_url, cluster=settings.redis_cluster,
                      timeout=settings.redis_timeout,
                      max_connections=settings.redis_max_connections)
-    # Each open event stream holds one of these while it waits in XREAD BLOCK.
+    # For the invalidation follower's XREAD BLOCK; each event stream makes its own connection
+    # like these and closes it when it ends (see handoff.store.reader).
     blocking = connect(settings.redis_url, cluster=settings.redis_cluster,
-                       timeout=settings.redis_timeout, max_connections=10_000, blocking=True)
+                       timeout=settings.redis_timeout, max_connections=4, blocking=True)
     store = await Store.open(client, blocking, events_maxlen=settings.events_maxlen)
     app[DEPS] = Deps(store=store, settings=settings)
+    app[LIFETIMES] = Lifetimes(app[DEPS])
     app[AUTH_FAILURES] = AuthFailures(store, settings.auth_failures_per_minute)
     yield
     await store.close()
@@ -142,7 +146,9 @@ async def _metrics(app: web.Application) -> AsyncIterator[None]:
                        skip=frozenset({"close", "wait_events", "follow_invalidations"}))
     metrics.PROCESSES.inc()
     yield
+    metrics.flush()
     metrics.PROCESSES.dec()
+
 async def _webhook_deliveries(app: web.Application) -> AsyncIterator[None]:
     """Send queued webhook deliveries; every process may run this (claims are leased)."""
     sender = Sender(app[SETTINGS])

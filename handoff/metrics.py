@@ -1,5 +1,10 @@
 """Prometheus metrics: every metric object of the service and the small functions that feed them.
 
+The per-request figures (requests, their latency, store operations) are tallied in plain dicts
+on the hot path and moved into the Prometheus objects once per event-loop iteration (`flush`):
+under load one move carries many requests, and a worker that dies loses at most the requests
+of the iteration it died in.
+
 Labels stay bounded: routes are templates (`/v1/customers/{ref}/context`), never raw paths;
 queue and fact names come from callers, so each keeps only its first `LABEL_BUDGET` distinct
 values per process and counts the rest under `_other`; customer ids are never a label.
@@ -11,10 +16,13 @@ and `/metrics`, answered by any worker, sums them (gauges: over live processes o
 
 from __future__ import annotations
 
+import asyncio
+import bisect
 import functools
 import inspect
 import os
 import time
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
@@ -73,6 +81,45 @@ WEBHOOKS = Counter("handoff_webhook_deliveries",
                    ["outcome"])
 
 
+class Tally:
+    """Counts and histogram observations kept in this process until `flush` moves them on."""
+
+    def __init__(self, histogram: Histogram, counter: Counter | None = None) -> None:
+        self._histogram = histogram
+        self._counter = counter
+        self._bounds = list(histogram._upper_bounds)
+        self._counts: defaultdict[tuple[str, ...], float] = defaultdict(float)
+        # Per label set: one slot per bucket (the last is +Inf), then the sum.
+        self._observed: dict[tuple[str, ...], list[float]] = {}
+
+    def count(self, labels: tuple[str, ...]) -> None:
+        self._counts[labels] += 1
+        _flush_soon()
+
+    def observe(self, labels: tuple[str, ...], seconds: float) -> None:
+        _flush_soon()
+        slots = self._observed.get(labels)
+        if slots is None:
+            slots = self._observed[labels] = [0.0] * (len(self._bounds) + 1)
+        slots[bisect.bisect_left(self._bounds, seconds)] += 1
+        slots[-1] += seconds
+
+    def flush(self) -> None:
+        counts, self._counts = self._counts, defaultdict(float)
+        observed, self._observed = self._observed, {}
+        if self._counter is not None:
+            for labels, n in counts.items():
+                self._counter.labels(*labels).inc(n)
+        for labels, slots in observed.items():
+            child = self._histogram.labels(*labels)
+            # prometheus-client keeps one value per bucket (not cumulative) and the sum; adding
+            # to them is what `observe` does, once per tallied sample.
+            for bucket, n in zip(child._buckets, slots[:-1], strict=True):
+                if n:
+                    bucket.inc(n)
+            child._sum.inc(slots[-1])
+
+
 class LabelBudget:
     """The first `size` distinct values of a caller-chosen label; later ones become `_other`."""
 
@@ -89,6 +136,8 @@ class LabelBudget:
         return values
 
 
+_requests = Tally(REQUEST_SECONDS, REQUESTS)
+_store_operations = Tally(REDIS_SECONDS)
 _queues = LabelBudget()
 _facts = LabelBudget()
 
@@ -103,9 +152,32 @@ def request(method: str, route: str | None, status: int, seconds: float | None) 
     """One answered request, its method already a `method_label`; `seconds` is None for an
     event stream (its length is no latency)."""
     route = route or "unmatched"
-    REQUESTS.labels(method, route, str(status)).inc()
+    _requests.count((method, route, str(status)))
     if seconds is not None:
-        REQUEST_SECONDS.labels(method, route).observe(seconds)
+        _requests.observe((method, route), seconds)
+
+
+_flush_scheduled = False
+
+
+def _flush_soon() -> None:
+    global _flush_scheduled
+    if not _flush_scheduled:
+        try:
+            asyncio.get_running_loop().call_soon(flush)
+        except RuntimeError:  # no event loop (a script): nothing batches, so flush now
+            flush()
+            return
+        _flush_scheduled = True
+
+
+def flush() -> None:
+    """Move this process's tallies into the Prometheus objects (and, with several workers, into
+    the files every worker's `/metrics` reads)."""
+    global _flush_scheduled
+    _flush_scheduled = False
+    _requests.flush()
+    _store_operations.flush()
 
 
 def handoff(tenant: str, queue: str, event: HandoffEvent) -> None:
@@ -145,7 +217,8 @@ def time_store(store: Any, skip: frozenset[str] = frozenset()) -> None:
 
 
 def _timed(method: Callable[..., Awaitable[Any]], name: str) -> Callable[..., Awaitable[Any]]:
-    histogram = REDIS_SECONDS.labels(name)
+    labels = (name,)
+    observe = _store_operations.observe
 
     @functools.wraps(method)
     async def timed(*args: Any, **kwargs: Any) -> Any:
@@ -153,12 +226,13 @@ def _timed(method: Callable[..., Awaitable[Any]], name: str) -> Callable[..., Aw
         try:
             return await method(*args, **kwargs)
         finally:
-            histogram.observe(time.perf_counter() - start)
+            observe(labels, time.perf_counter() - start)
     return timed
 
 
 def exposition() -> bytes:
     """The text format of every metric, summed over all workers when there are several."""
+    flush()
     if os.environ.get(MULTIPROC_ENV):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

@@ -281,3 +281,29 @@ async def test_two_workers_sum_their_counters_and_survive_a_worker_crash(
         await _until(replaced, "the supervisor never replaced the killed worker")
         for _ in range(4):
             assert totals(await samples()) == (40, 12, 2)
+
+
+def test_tallied_latencies_land_in_the_buckets_prometheus_itself_would_choose() -> None:
+    from prometheus_client import CollectorRegistry, Counter, Histogram
+
+    registry = CollectorRegistry()
+    reference = Histogram("reference_seconds", "", ["route"], buckets=metrics.LATENCY_BUCKETS,
+                          registry=registry)
+    tallied = Histogram("tallied_seconds", "", ["route"], buckets=metrics.LATENCY_BUCKETS,
+                        registry=registry)
+    counted = Counter("tallied_requests", "", ["route"], registry=registry)
+    tally = metrics.Tally(tallied, counted)
+    # Exactly on a bound counts in that bucket (`le`), as Prometheus' own observe() decides.
+    samples = [0.0, 0.0005, *metrics.LATENCY_BUCKETS, 0.0011, 0.3, 7.0, 99.0]
+    for seconds in samples:
+        reference.labels("/x").observe(seconds)
+        tally.observe(("/x",), seconds)
+        tally.count(("/x",))
+    tally.flush()
+    found = {(s.name, tuple(sorted(s.labels.items()))): s.value
+             for family in registry.collect() for s in family.samples}
+    for (name, labels), v in found.items():
+        if name.startswith("reference_seconds"):
+            twin = name.replace("reference", "tallied")
+            assert found[(twin, labels)] == pytest.approx(v), (name, labels)
+    assert found[("tallied_requests_total", (("route", "/x"),))] == len(samples)
