@@ -36,10 +36,12 @@ from handoff.api.state import (
     LEXICON,
     LIFETIMES,
     OPENAPI,
+    RENDERED_BRIEFS,
     SETTINGS,
     STREAMS,
 )
 from handoff.errors import HandoffError
+from handoff.memo import Memo
 from handoff.outbound import Sender
 from handoff.services import handoffs as handoff_service
 from handoff.services.abuse import AuthFailures
@@ -72,6 +74,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[LEXICON] = Lexicon(settings)
     app[STREAMS] = weakref.WeakSet()
+    app[RENDERED_BRIEFS] = Memo(size=settings.brief_cache_size, ttl=300.0)
     app[CLOSING] = asyncio.Event()
     for routes in ROUTES:
         routes.install(app)

@@ -270,3 +270,20 @@ async def test_a_brief_of_a_different_length_has_a_different_etag(client: Client
     response = await brief(client, keys, cus_id, "?turns=3", headers={"If-None-Match": default})
     assert response.status == 200
     assert response.headers["ETag"] != default
+
+
+async def test_a_brief_read_again_in_json_and_msgpack_is_the_same_brief_in_each_format(
+        client: Client, keys: Keys) -> None:
+    import msgpack
+
+    cus_id = await history(client, keys, "web-1", 3)
+    as_json = [await (await brief(client, keys, cus_id)).json() for _ in range(2)]
+    packed = []
+    for _ in range(2):
+        r = await brief(client, keys, cus_id, headers={"Accept": "application/msgpack"})
+        assert r.headers["Content-Type"] == "application/msgpack"
+        packed.append(msgpack.unpackb(await r.read()))
+    assert as_json[0] == as_json[1] == packed[0] == packed[1]
+    await append(client, keys, "web-1", [turn(3, "and another thing")])
+    r = await brief(client, keys, cus_id, headers={"Accept": "application/msgpack"})
+    assert msgpack.unpackb(await r.read())["turns"][-1]["text"] == "and another thing"

@@ -85,14 +85,19 @@ def wants_msgpack(request: web.Request) -> bool:
 def render(request: web.Request, payload: BaseModel | dict[str, Any], *, status: int = 200,
            headers: dict[str, str] | None = None) -> web.Response:
     """A response in the format the client asked for."""
+    body, content_type = encode(request, payload)
+    return web.Response(body=body, status=status, content_type=content_type, headers=headers)
+
+
+def encode(request: web.Request, payload: BaseModel | dict[str, Any]) -> tuple[bytes, str]:
+    """The body in the format the client asked for, and its content type."""
     if wants_msgpack(request):
         data = (payload.model_dump(mode="json")
                 if isinstance(payload, BaseModel) else payload)
-        return web.Response(body=codec.pack(data), status=status, content_type=MSGPACK,
-                            headers=headers)
+        return codec.pack(data), MSGPACK
     body = (payload.model_dump_json().encode()
             if isinstance(payload, BaseModel) else _json(payload))
-    return web.Response(body=body, status=status, content_type=JSON, headers=headers)
+    return body, JSON
 
 
 def _json(payload: dict[str, Any]) -> bytes:

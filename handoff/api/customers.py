@@ -6,9 +6,9 @@ from aiohttp import web
 
 from handoff import metrics
 from handoff.api import params
-from handoff.api.bodies import parse, render
+from handoff.api.bodies import JSON, MSGPACK, encode, parse, render, wants_msgpack
 from handoff.api.routing import Query, Routes
-from handoff.api.state import DEPS, PRINCIPAL
+from handoff.api.state import DEPS, PRINCIPAL, RENDERED_BRIEFS
 from handoff.services import brief, conversations, facts
 from schemas.brief import Brief
 from schemas.common import Page
@@ -42,10 +42,20 @@ async def context(request: web.Request) -> web.StreamResponse:
                                    params.viewer(request))
     if result is None:
         return web.Response(status=304, headers={"ETag": tag})
-    response = render(request, result,
-                      headers={"ETag": tag, "Cache-Control": "private, no-cache"})
-    metrics.brief(response.content_length or 0, len(result.turns))
-    return response
+    # An agent re-reads the brief it works on again and again: the same ETag is the same brief,
+    # so its bytes are rendered once per format, not once per read.
+    rendered = request.app[RENDERED_BRIEFS]
+    content_type = MSGPACK if wants_msgpack(request) else JSON
+    key = (principal.tenant, result.customer.id, turns, content_type)
+    hit = rendered.get(key)
+    if hit is not None and hit[0] == tag:
+        body = hit[1]
+    else:
+        body, _ = encode(request, result)
+        rendered.set(key, (tag, body))
+    metrics.brief(len(body), len(result.turns))
+    return web.Response(body=body, content_type=content_type,
+                        headers={"ETag": tag, "Cache-Control": "private, no-cache"})
 
 
 @routes.route("GET", "/v1/customers/{ref}/turns", roles=("agent",),

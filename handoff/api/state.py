@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from handoff.api.backpressure import Backpressure
+from handoff.memo import Memo
 from handoff.services.abuse import AuthFailures
 from handoff.services.deps import Deps, Principal
 from handoff.services.flags import Lexicon
@@ -25,3 +26,5 @@ AUTH_FAILURES = web.AppKey("auth_failures", AuthFailures)
 BACKPRESSURE = web.AppKey("backpressure", Backpressure)
 REQUEST_ID = web.RequestKey("request_id", str)
 PREPARED = web.RequestKey("prepared", web.StreamResponse)
+# Bodies of recently sent briefs by (tenant, customer, turns, content type), with their ETag.
+RENDERED_BRIEFS = web.AppKey("rendered_briefs", Memo[tuple[str, str, int, str], tuple[str, bytes]])
