@@ -1,4 +1,4 @@
-"""Redis clients: one pool for commands, one for blocking stream reads."""
+"""Redis clients: one shared connection for commands, a pool for blocking stream reads."""
 
 from __future__ import annotations
 
@@ -13,16 +13,23 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from handoff.errors import StoreUnavailable
+from handoff.store.multiplex import Multiplexed
 
-Client = Redis | RedisCluster
+Client = Redis | RedisCluster | Multiplexed
 
 _UNAVAILABLE: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 def connect(url: str, *, cluster: bool, timeout: float, max_connections: int,
             blocking: bool = False) -> Client:
-    """A client for `url`; a blocking client has no socket timeout (XREAD BLOCK waits)."""
+    """A client for `url`; a blocking client has no socket timeout (XREAD BLOCK waits).
+
+    Commands to a single server share one auto-pipelined connection (`Multiplexed`); a cluster
+    keeps redis-py's client, which routes by slot and follows MOVED and ASK.
+    """
     socket_timeout = None if blocking else timeout
+    if not blocking and not cluster and not url.startswith("redis+cluster://"):
+        return Multiplexed.from_url(url, timeout=timeout)
     if cluster or url.startswith("redis+cluster://"):
         return RedisCluster.from_url(
             url.replace("redis+cluster://", "redis://"),

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from importlib import resources
+from typing import Any
+
+# A registered script: called with `keys=` and `args=`, whichever client registered it.
+Runner = Callable[..., Awaitable[Any]]
 
 
 def source(name: str) -> str:

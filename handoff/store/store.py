@@ -7,8 +7,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from redis.commands.core import AsyncScript
-
 from handoff.errors import StoreUnavailable
 from handoff.memo import Memo
 from handoff.store import codec, keys, scripts
@@ -156,12 +154,12 @@ class Store:
         self.digester = digester
         self.desk_secret = desk_secret
         self.events_maxlen = events_maxlen
-        self._write: AsyncScript = client.register_script(scripts.CUSTOMER_WRITE)
-        self._redirect: AsyncScript = client.register_script(scripts.CUSTOMER_REDIRECT)
-        self._create: AsyncScript = client.register_script(scripts.HANDOFF_CREATE)
-        self._transition: AsyncScript = client.register_script(scripts.HANDOFF_TRANSITION)
-        self._delete_if: AsyncScript = client.register_script(scripts.DELETE_IF)
-        self._erase_handoff: AsyncScript = client.register_script(scripts.HANDOFF_ERASE)
+        self._write: scripts.Runner = client.register_script(scripts.CUSTOMER_WRITE)
+        self._redirect: scripts.Runner = client.register_script(scripts.CUSTOMER_REDIRECT)
+        self._create: scripts.Runner = client.register_script(scripts.HANDOFF_CREATE)
+        self._transition: scripts.Runner = client.register_script(scripts.HANDOFF_TRANSITION)
+        self._delete_if: scripts.Runner = client.register_script(scripts.DELETE_IF)
+        self._erase_handoff: scripts.Runner = client.register_script(scripts.HANDOFF_ERASE)
         self.webhooks = WebhookStore(client)
 
     @classmethod

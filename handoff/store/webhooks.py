@@ -11,8 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from redis.commands.core import AsyncScript
-
 from handoff.store import codec, keys, scripts
 from handoff.store.connection import Client, map_exceptions
 
@@ -74,10 +72,10 @@ class WebhookStore:
 
     def __init__(self, client: Client) -> None:
         self.client: Any = client
-        self._enqueue: AsyncScript = client.register_script(scripts.WEBHOOK_ENQUEUE)
-        self._claim: AsyncScript = client.register_script(scripts.WEBHOOK_CLAIM)
-        self._settle: AsyncScript = client.register_script(scripts.WEBHOOK_SETTLE)
-        self._redeliver: AsyncScript = client.register_script(scripts.WEBHOOK_REDELIVER)
+        self._enqueue: scripts.Runner = client.register_script(scripts.WEBHOOK_ENQUEUE)
+        self._claim: scripts.Runner = client.register_script(scripts.WEBHOOK_CLAIM)
+        self._settle: scripts.Runner = client.register_script(scripts.WEBHOOK_SETTLE)
+        self._redeliver: scripts.Runner = client.register_script(scripts.WEBHOOK_REDELIVER)
 
     # -- subscriptions -----------------------------------------------------------------------
 

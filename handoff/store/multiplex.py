@@ -1,0 +1,356 @@
+"""One connection to one Redis server, shared by every request in the process.
+
+redis-py's asyncio client pays, for every command, a pool checkout, a connection lock, a retry
+wrapper, a health check and a timeout object; under load that was a third of the service's CPU.
+Here a command is packed once, queued, and every command issued in one event-loop iteration
+goes out in one write (auto-pipelining). Redis answers in order, so replies are matched to
+their callers first in, first out; hiredis parses them. The command methods (`hgetall`, `set`,
+...) and the reply conversions are redis-py's own, so the store reads the same either way.
+
+What a lost connection means is the same as with redis-py: every waiting command fails with
+`ConnectionError` (or `TimeoutError` when Redis stopped answering), which the store turns into
+a 503, and the next command connects again. A caller that is cancelled leaves the line intact:
+its reply is read and dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ssl
+from collections import deque
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
+from urllib.parse import unquote, urlparse
+
+import hiredis
+from redis._parsers.base import BaseParser
+from redis._parsers.response_callbacks import get_response_callbacks
+from redis.commands import AsyncCoreCommands
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import InvalidResponse, NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+Command = tuple[Any, ...]
+# redis-py's command methods name their commands in capitals, as these keys are.
+_CALLBACKS: dict[str, Any] = {str(k).upper(): v for k, v in get_response_callbacks(2, True).items()}
+# Options redis-py's command methods pass along for its own client-side cache, not for parsing.
+_NOT_FOR_PARSING = ("keys", "_never_decode", "_empty_response")
+
+
+def _pack(command: Command) -> bytes:
+    name = command[0]
+    if isinstance(name, str) and " " in name:  # redis-py names some commands "CONFIG GET"
+        command = (*name.split(), *command[1:])
+    return bytes(hiredis.pack_command(command))
+
+
+class _Waiter:
+    """`count` replies that one caller awaits as a whole (one command or one pipeline)."""
+
+    __slots__ = ("count", "future", "replies", "sent_at")
+
+    def __init__(self, count: int, future: asyncio.Future[list[Any]], sent_at: float) -> None:
+        self.count = count
+        self.future = future
+        self.replies: list[Any] = []
+        self.sent_at = sent_at
+
+
+class _Line(asyncio.Protocol):
+    """The socket: writes batches, feeds hiredis, hands replies back in order."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+        self._loop = loop
+        self._timeout = timeout
+        self._reader = hiredis.Reader(protocolError=InvalidResponse, replyError=ResponseError)
+        self._waiting: deque[_Waiter] = deque()
+        self._outgoing: list[bytes] = []
+        self._flush_scheduled = False
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._timed_out = False
+        self.transport: asyncio.Transport | None = None
+        self.lost: Exception | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def send(self, packed: list[bytes]) -> asyncio.Future[list[Any]]:
+        future: asyncio.Future[list[Any]] = self._loop.create_future()
+        if self.lost is not None:
+            future.set_exception(RedisConnectionError(f"connection to Redis lost: {self.lost}"))
+            return future
+        self._waiting.append(_Waiter(len(packed), future, self._loop.time()))
+        self._outgoing.extend(packed)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+        if self._watchdog is None:
+            self._watchdog = self._loop.call_later(self._timeout, self._check)
+        return future
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self.transport is not None and self._outgoing:
+            self.transport.write(b"".join(self._outgoing))
+        self._outgoing.clear()
+
+    def _check(self) -> None:
+        """Redis answered nothing for a whole timeout: give the line up rather than wait on."""
+        self._watchdog = None
+        if not self._waiting:
+            return
+        due = self._waiting[0].sent_at + self._timeout
+        if self._loop.time() >= due:
+            self._timed_out = True
+            if self.transport is not None:
+                self.transport.abort()
+        else:
+            self._watchdog = self._loop.call_at(due, self._check)
+
+    def data_received(self, data: bytes) -> None:
+        self._reader.feed(data)
+        waiting = self._waiting
+        while True:
+            reply = self._reader.gets()
+            if reply is False:
+                return
+            if not waiting:  # nothing asked for this: the stream cannot be trusted any more
+                self.lost = InvalidResponse("a reply nobody asked for")
+                if self.transport is not None:
+                    self.transport.abort()
+                return
+            head = waiting[0]
+            head.replies.append(reply)
+            if len(head.replies) == head.count:
+                waiting.popleft()
+                if not head.future.done():  # a cancelled caller's replies are dropped
+                    head.future.set_result(head.replies)
+                if waiting and self._watchdog is not None:
+                    # The oldest outstanding batch is younger now: the watchdog measures it.
+                    self._watchdog.cancel()
+                    self._watchdog = self._loop.call_at(
+                        waiting[0].sent_at + self._timeout, self._check)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timed_out:
+            error: Exception = RedisTimeoutError("Redis did not answer in time")
+        else:
+            reason = exc or "closed by the server"
+            error = RedisConnectionError(f"connection to Redis lost: {reason}")
+        self.lost = error
+        self.transport = None
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.future.done():
+                waiter.future.set_exception(error)
+
+
+def _error(reply: ResponseError) -> ResponseError:
+    """The exception redis-py raises for that error reply (NoScriptError, ReadOnlyError, ...)."""
+    error: ResponseError = BaseParser.parse_error(str(reply))  # type: ignore[no-untyped-call]
+    return error
+
+
+def _reply(reply: Any, command: Command, options: dict[str, Any]) -> Any:
+    if isinstance(reply, ResponseError):
+        raise _error(reply)
+    name = command[0]
+    callback = _CALLBACKS.get(name)
+    if callback is None:
+        return reply
+    for option in _NOT_FOR_PARSING:
+        options.pop(option, None)
+    return callback(reply, **options)
+
+
+class Multiplexed(AsyncCoreCommands):
+    """A redis-py-compatible client for one server over one shared, auto-pipelined connection.
+
+    Only what the store uses is promised: the command methods, `pipeline(transaction=False)`,
+    `register_script`, `ping` and `aclose`.
+    """
+
+    # What redis-py's typed command methods ask of an asynchronous client.
+    _is_async_client: Literal[True] = True
+    _event_dispatcher: Any = None
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 6379, db: int = 0,
+                 username: str | None = None, password: str | None = None,
+                 unix_path: str | None = None, tls: ssl.SSLContext | None = None,
+                 timeout: float = 5.0, connect_timeout: float | None = None) -> None:
+        self._address = (host, port)
+        self._unix_path = unix_path
+        self._tls = tls
+        self._db = db
+        self._auth = (username, password)
+        self._timeout = timeout
+        self._connect_timeout = connect_timeout or timeout
+        self._line: _Line | None = None
+        self._connecting: asyncio.Future[_Line] | None = None
+        self._closed = False
+
+    @classmethod
+    def from_url(cls, url: str, *, timeout: float = 5.0,
+                 connect_timeout: float | None = None) -> Multiplexed:
+        """`redis://[user:password@]host[:port][/db]`, `rediss://...` or `unix:///path?db=N`."""
+        parts = urlparse(url)
+        username = unquote(parts.username) if parts.username else None
+        password = unquote(parts.password) if parts.password else None
+        if parts.scheme == "unix":
+            query = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
+            return cls(unix_path=parts.path, db=int(query.get("db", 0)), username=username,
+                       password=password, timeout=timeout, connect_timeout=connect_timeout)
+        if parts.scheme not in ("redis", "rediss"):
+            raise ValueError(f"not a Redis URL: {parts.scheme}://")
+        path = parts.path.lstrip("/")
+        return cls(host=parts.hostname or "127.0.0.1", port=parts.port or 6379,
+                   db=int(path) if path else 0, username=username, password=password,
+                   tls=ssl.create_default_context() if parts.scheme == "rediss" else None,
+                   timeout=timeout, connect_timeout=connect_timeout)
+
+    # -- the line -----------------------------------------------------------------------------
+
+    async def _open(self) -> _Line:
+        loop = asyncio.get_running_loop()
+        line = _Line(loop, self._timeout)
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                if self._unix_path is not None:
+                    await loop.create_unix_connection(lambda: line, self._unix_path)
+                else:
+                    await loop.create_connection(lambda: line, *self._address, ssl=self._tls)
+        except OSError as exc:  # TimeoutError included
+            raise RedisConnectionError(f"cannot connect to Redis: {exc}") from exc
+        handshake: list[Command] = []
+        username, password = self._auth
+        if password is not None:
+            handshake.append(("AUTH", *([username] if username else []), password))
+        if self._db:
+            handshake.append(("SELECT", self._db))
+        if handshake:
+            for reply in await line.send([_pack(c) for c in handshake]):
+                if isinstance(reply, ResponseError):
+                    if line.transport is not None:
+                        line.transport.close()
+                    raise _error(reply)
+        return line
+
+    async def _connected(self) -> _Line:
+        if self._closed:
+            raise RedisConnectionError("the Redis client is closed")
+        attempt = self._connecting
+        if attempt is None:
+            # One connection attempt, however many callers wait for it.
+            attempt = self._connecting = asyncio.ensure_future(self._open())
+            attempt.add_done_callback(self._attempted)
+        return await asyncio.shield(attempt)
+
+    def _attempted(self, attempt: asyncio.Future[_Line]) -> None:
+        if self._connecting is attempt:
+            self._connecting = None
+        if not attempt.cancelled() and attempt.exception() is None:
+            self._line = attempt.result()
+            if self._closed and self._line.transport is not None:  # closed while connecting
+                self._line.transport.close()
+
+    def _send(self, commands: Sequence[Command]) -> asyncio.Future[list[Any]] | None:
+        """Queue packed commands on a live line; None if there is none yet."""
+        line = self._line
+        if line is None or line.lost is not None:
+            self._line = None
+            return None
+        return line.send([_pack(c) for c in commands])
+
+    async def execute_many(self, commands: Sequence[Command]) -> list[Any]:
+        """Raw replies (errors as ResponseError values) of `commands`, sent together."""
+        future = self._send(commands)
+        if future is None:
+            line = await self._connected()
+            future = line.send([_pack(c) for c in commands])
+        return await future
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        (reply,) = await self.execute_many((args,))
+        return _reply(reply, args, options)
+
+    # -- what the store uses besides commands ------------------------------------------------------
+
+    def pipeline(self, transaction: bool = False, shard_hint: Any = None) -> Pipeline:
+        if transaction:
+            raise ValueError("the store pipelines without MULTI; scripts are its transactions")
+        return Pipeline(self)
+
+    def register_script(self, script: str | bytes) -> Script:  # type: ignore[override]
+        return Script(self, script)
+
+    async def aclose(self) -> None:
+        self._closed = True
+        line, self._line = self._line, None
+        if line is not None and line.transport is not None:
+            line.transport.close()
+
+
+class Pipeline(AsyncCoreCommands):
+    """Commands queued by the store's usual calls and sent in one batch by `execute`."""
+
+    _is_async_client: Literal[True] = True
+    _event_dispatcher: Any = None
+
+    def __init__(self, client: Multiplexed) -> None:
+        self._client = client
+        self._commands: list[tuple[Command, dict[str, Any]]] = []
+
+    async def __aenter__(self) -> Pipeline:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._commands.clear()
+
+    def __len__(self) -> int:
+        return len(self._commands)
+
+    def execute_command(self, *args: Any, **options: Any) -> Pipeline:
+        self._commands.append((args, options))
+        return self
+
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        """Every reply, converted as redis-py would; the first error raised after all arrive."""
+        commands, self._commands = self._commands, []
+        if not commands:
+            return []
+        replies = await self._client.execute_many([c for c, _ in commands])
+        out: list[Any] = []
+        first_error: Exception | None = None
+        for reply, (command, options) in zip(replies, commands, strict=True):
+            try:
+                out.append(_reply(reply, command, options))
+            except ResponseError as exc:
+                first_error = first_error or exc
+                out.append(exc)
+        if first_error is not None and raise_on_error:
+            raise first_error
+        return out
+
+
+class Script:
+    """A Lua script run by its SHA1; loaded on the first NOSCRIPT (a new or restarted server)."""
+
+    def __init__(self, client: Multiplexed, script: str | bytes) -> None:
+        self._client = client
+        self.script = script.encode() if isinstance(script, str) else script
+        self.sha = hashlib.sha1(self.script).hexdigest()
+
+    async def __call__(self, keys: Sequence[Any] | None = None,
+                       args: Iterable[Any] | None = None, client: Any = None) -> Any:
+        keys = list(keys or ())
+        command = ("EVALSHA", self.sha, len(keys), *keys, *(args or ()))
+        try:
+            return await self._client.execute_command(*command)
+        except NoScriptError:
+            await self._client.execute_command("SCRIPT", "LOAD", self.script)
+            return await self._client.execute_command(*command)
