@@ -152,3 +152,42 @@ async def test_what_the_doctor_reads_comes_back_parsed(mux: Multiplexed) -> None
     facts = await server_facts(mux, pings=3)
     assert facts.info["redis_version"] and len(facts.latencies_ms) == 3
     assert facts.config["appendonly"] == "yes"
+
+
+async def test_one_wait_confirms_every_write_made_before_it_for_every_caller(
+        tmp_path: Path) -> None:
+    primary = RedisServer(tmp_path / "p", free_port())
+    replica = RedisServer(tmp_path / "r", free_port(),
+                          options=("--replicaof", "127.0.0.1", "0"))
+    (tmp_path / "p").mkdir()
+    (tmp_path / "r").mkdir()
+    primary.start()
+    replica.options = ("--replicaof", "127.0.0.1", str(primary.port))
+    replica.start()
+    client = Multiplexed.from_url(primary.url, timeout=2.0)
+    try:
+        await client.ping()
+        for _ in range(100):  # the replica's first sync
+            if await client.replicated(1, 100) == 1:
+                break
+
+        async def write_then_confirm(n: int) -> int:
+            await client.set(f"k{n}", n)
+            return await client.replicated(1, 1000)
+
+        waits_before = redis.Redis(port=primary.port).info("commandstats").get(
+            "cmdstat_wait", {"calls": 0})["calls"]
+        assert await asyncio.gather(*(write_then_confirm(n) for n in range(200))) == [1] * 200
+        waits = redis.Redis(port=primary.port).info("commandstats")["cmdstat_wait"]["calls"]
+        assert waits - waits_before < 20  # shared, not one per caller
+        copy = redis.Redis(port=replica.port)
+        assert [copy.get(f"k{n}") for n in range(200)] == [str(n).encode() for n in range(200)]
+
+        replica.kill()  # nobody to confirm: the answer says so, in time
+        await client.set("lonely", 1)
+        assert await client.replicated(1, 200) == 0
+    finally:
+        await client.aclose()
+        for server in (replica, primary):  # a primary would wait for its lost replica
+            if server.process is not None and server.process.poll() is None:
+                server.kill()

@@ -71,6 +71,8 @@ class _Line(asyncio.Protocol):
         self._timed_out = False
         self.transport: asyncio.Transport | None = None
         self.lost: Exception | None = None
+        self.stale = False
+        self.flushes = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -92,6 +94,7 @@ class _Line(asyncio.Protocol):
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        self.flushes += 1
         if self.transport is not None and self._outgoing:
             self.transport.write(b"".join(self._outgoing))
         self._outgoing.clear()
@@ -121,6 +124,9 @@ class _Line(asyncio.Protocol):
                 if self.transport is not None:
                     self.transport.abort()
                 return
+            if type(reply) is ResponseError and str(reply).startswith("READONLY"):
+                # A demoted primary (a failover happened): the next command finds the new one.
+                self.stale = True
             head = waiting[0]
             head.replies.append(reply)
             if len(head.replies) == head.count:
@@ -182,8 +188,12 @@ class Multiplexed(AsyncCoreCommands):
     def __init__(self, *, host: str = "127.0.0.1", port: int = 6379, db: int = 0,
                  username: str | None = None, password: str | None = None,
                  unix_path: str | None = None, tls: ssl.SSLContext | None = None,
-                 timeout: float = 5.0, connect_timeout: float | None = None) -> None:
+                 timeout: float = 5.0, connect_timeout: float | None = None,
+                 sentinels: Sequence[tuple[str, int]] = (), service: str = "") -> None:
         self._address = (host, port)
+        # With sentinels, the address is the primary's, asked for at every (re)connection.
+        self._sentinels = list(sentinels)
+        self._service = service
         self._unix_path = unix_path
         self._tls = tls
         self._db = db
@@ -192,7 +202,17 @@ class Multiplexed(AsyncCoreCommands):
         self._connect_timeout = connect_timeout or timeout
         self._line: _Line | None = None
         self._connecting: asyncio.Future[_Line] | None = None
+        # The WAIT queued in this loop iteration, if any: later askers share it.
+        self._wait: tuple[_Line, int, int, asyncio.Future[list[Any]]] | None = None
         self._closed = False
+
+    @classmethod
+    def from_sentinels(cls, sentinels: Sequence[tuple[str, int]], service: str, *,
+                       db: int = 0, password: str | None = None, username: str | None = None,
+                       timeout: float = 5.0) -> Multiplexed:
+        """A client of whichever server the sentinels name as `service`'s primary."""
+        return cls(sentinels=sentinels, service=service, db=db, password=password,
+                   username=username, timeout=timeout)
 
     @classmethod
     def from_url(cls, url: str, *, timeout: float = 5.0,
@@ -215,29 +235,69 @@ class Multiplexed(AsyncCoreCommands):
 
     # -- the line -----------------------------------------------------------------------------
 
-    async def _open(self) -> _Line:
+    async def _dial(self, address: tuple[str, int] | None, tls: ssl.SSLContext | None
+                    ) -> _Line:
         loop = asyncio.get_running_loop()
         line = _Line(loop, self._timeout)
         try:
             async with asyncio.timeout(self._connect_timeout):
-                if self._unix_path is not None:
+                if address is None:
+                    assert self._unix_path is not None
                     await loop.create_unix_connection(lambda: line, self._unix_path)
                 else:
-                    await loop.create_connection(lambda: line, *self._address, ssl=self._tls)
+                    await loop.create_connection(lambda: line, *address, ssl=tls)
         except OSError as exc:  # TimeoutError included
             raise RedisConnectionError(f"cannot connect to Redis: {exc}") from exc
+        return line
+
+    async def primary_address(self) -> tuple[str, int]:
+        """The primary the sentinels name now (the first sentinel that answers is believed)."""
+        failures = []
+        for sentinel in self._sentinels:
+            try:
+                line = await self._dial(sentinel, None)
+            except RedisConnectionError as exc:
+                failures.append(f"{sentinel[0]}:{sentinel[1]}: {exc}")
+                continue
+            try:
+                (reply,) = await line.send([_pack(
+                    ("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self._service))])
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                failures.append(f"{sentinel[0]}:{sentinel[1]}: {exc}")
+                continue
+            finally:
+                if line.transport is not None:
+                    line.transport.close()
+            if isinstance(reply, list) and len(reply) == 2:
+                return reply[0].decode(), int(reply[1])
+            failures.append(f"{sentinel[0]}:{sentinel[1]}: knows no primary for "
+                            f"{self._service!r}")
+        raise RedisConnectionError("no sentinel named a primary: " + "; ".join(failures))
+
+    async def _open(self) -> _Line:
+        if self._sentinels:
+            line = await self._dial(await self.primary_address(), self._tls)
+        else:
+            line = await self._dial(None if self._unix_path else self._address, self._tls)
         handshake: list[Command] = []
         username, password = self._auth
         if password is not None:
             handshake.append(("AUTH", *([username] if username else []), password))
         if self._db:
             handshake.append(("SELECT", self._db))
+        if self._sentinels:
+            # A sentinel may name a primary that has just been demoted: ask the server itself.
+            handshake.append(("ROLE",))
         if handshake:
-            for reply in await line.send([_pack(c) for c in handshake]):
-                if isinstance(reply, ResponseError):
-                    if line.transport is not None:
-                        line.transport.close()
-                    raise _error(reply)
+            replies = await line.send([_pack(c) for c in handshake])
+            error = next((r for r in replies if isinstance(r, ResponseError)), None)
+            demoted = self._sentinels and replies[-1][0] != b"master"
+            if error is not None or demoted:
+                if line.transport is not None:
+                    line.transport.close()
+                if error is not None:
+                    raise _error(error)
+                raise RedisConnectionError("the server the sentinels named is not a primary")
         return line
 
     async def _connected(self) -> _Line:
@@ -261,7 +321,9 @@ class Multiplexed(AsyncCoreCommands):
     def _send(self, commands: Sequence[Command]) -> asyncio.Future[list[Any]] | None:
         """Queue packed commands on a live line; None if there is none yet."""
         line = self._line
-        if line is None or line.lost is not None:
+        if line is None or line.lost is not None or line.stale:
+            if line is not None and line.stale and line.transport is not None:
+                line.transport.close()  # its callers' replies still arrive: close, not abort
             self._line = None
             return None
         return line.send([_pack(c) for c in commands])
@@ -277,6 +339,29 @@ class Multiplexed(AsyncCoreCommands):
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         (reply,) = await self.execute_many((args,))
         return _reply(reply, args, options)
+
+    async def replicated(self, replicas: int, timeout_ms: int) -> int:
+        """How many replicas (up to `replicas`) hold every write this client has sent so far,
+        waiting up to `timeout_ms` for them.
+
+        Every command goes over one connection, and WAIT covers everything its connection sent
+        before it: one WAIT serves every caller that asks in the same loop iteration (a group
+        commit), however many writes they made.
+        """
+        line = self._line
+        if line is None or line.lost is not None:
+            raise RedisConnectionError("no connection to Redis: the writes' fate is unknown")
+        pending = self._wait
+        if (pending is not None and pending[0] is line and pending[1] == line.flushes
+                and pending[2] == replicas and not pending[3].done()):
+            future = pending[3]
+        else:
+            future = line.send([_pack(("WAIT", replicas, timeout_ms))])
+            self._wait = (line, line.flushes, replicas, future)
+        (reply,) = await asyncio.shield(future)
+        if isinstance(reply, ResponseError):
+            raise _error(reply)
+        return int(reply)
 
     # -- what the store uses besides commands ------------------------------------------------------
 
