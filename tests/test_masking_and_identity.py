@@ -218,3 +218,18 @@ def test_a_term_with_regex_characters_is_matched_literally() -> None:
     custom = Lexicon(Settings(lexicon={"risk": ["a.b (legal)"]}))
     assert custom.hits("see a.b (legal) now") == [Hit("risk", "a.b (legal)")]
     assert custom.hits("see axb (legal) now") == []
+
+
+def test_the_lexicon_finds_every_term_a_turn_holds_even_where_terms_overlap() -> None:
+    lexicon = Lexicon(Settings(redis_url="redis://unused", lexicon={
+        "risk": ["sue", "sue you"], "churn": ["cancel my account", "cancel"]},
+        human_request_terms=["human", "real person"]))
+    assert lexicon.hits("I will SUE YOU and cancel\n my   account") == [
+        Hit("risk", "sue"), Hit("risk", "sue you"), Hit("churn", "cancel my account"),
+        Hit("churn", "cancel")]
+    assert lexicon.hits("pursue a cancellation, a suede issue") == []  # whole words only
+    assert lexicon.hits("") == []
+    assert lexicon.asks_for_human("a REAL  person please") and not lexicon.asks_for_human(
+        "humane treatment")
+    assert Lexicon(Settings(redis_url="redis://unused", lexicon={},
+                            human_request_terms=[])).hits("sue you") == []

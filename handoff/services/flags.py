@@ -23,16 +23,32 @@ class Lexicon:
     def __init__(self, settings: Settings) -> None:
         self._terms = [(kind, term, _word(term)) for kind, terms in settings.lexicon.items()
                        for term in terms]
-        self._human = re.compile("|".join(_word(t).pattern for t in settings.human_request_terms),
-                                 re.IGNORECASE) if settings.human_request_terms else None
+        # Most turns hold none of the terms: one pass over the text says so, and only a turn
+        # that holds one is searched term by term (terms may overlap: each is found on its own).
+        self._any = _any_of([t for _, t, _ in self._terms])
+        self._human = _any_of(settings.human_request_terms)
 
     def hits(self, text: str) -> list[Hit]:
+        if self._any is None or not self._any.search(text):
+            return []
         return [Hit(kind, term) for kind, term, rx in self._terms if rx.search(text)]
 
     def asks_for_human(self, text: str) -> bool:
         return bool(self._human and self._human.search(text))
 
 
-def _word(term: str) -> re.Pattern[str]:
-    return re.compile(r"(?<!\w)" + re.escape(term).replace(r"\ ", r"\s+") + r"(?!\w)",
+def _spelling(term: str) -> str:
+    """The term as a pattern: any run of white space where it has a space."""
+    return re.escape(term).replace(r"\ ", r"\s+")
+
+
+def _any_of(terms: list[str]) -> re.Pattern[str] | None:
+    """One pattern for any of `terms` as a whole word (the word test once, not per term)."""
+    if not terms:
+        return None
+    return re.compile(r"(?<!\w)(?:" + "|".join(_spelling(t) for t in terms) + r")(?!\w)",
                       re.IGNORECASE)
+
+
+def _word(term: str) -> re.Pattern[str]:
+    return re.compile(r"(?<!\w)" + _spelling(term) + r"(?!\w)", re.IGNORECASE)

@@ -37,19 +37,21 @@ class CustomerKeys:
     flags: str
     hos: str
     events: str
+    # Webhook deliveries a write owes until the tenant's delivery queue has them.
+    outbox: str
     # Not in all(): set first by an erasure and left behind it for a day, so that a writer which
     # resolved the customer just before cannot bring it back (see customer_write.lua).
     erased: str
 
     def all(self) -> list[str]:
         return [self.meta, self.ids, self.turns, self.tids, self.convs, self.facts,
-                self.factlog, self.verif, self.flags, self.hos, self.events]
+                self.factlog, self.verif, self.flags, self.hos, self.events, self.outbox]
 
 
 # Position of each key in CustomerKeys.all(), for scripts that take KEYS by index.
 KEY_INDEX = {name: i + 1 for i, name in enumerate(
     ["meta", "ids", "turns", "tids", "convs", "facts", "factlog", "verif", "flags", "hos",
-     "events"])}
+     "events", "outbox"])}
 
 
 def customer(tenant: str, cus_id: str) -> CustomerKeys:
@@ -58,17 +60,28 @@ def customer(tenant: str, cus_id: str) -> CustomerKeys:
         meta=f"{tag}:meta", ids=f"{tag}:ids", turns=f"{tag}:turns", tids=f"{tag}:tids",
         convs=f"{tag}:convs", facts=f"{tag}:facts", factlog=f"{tag}:factlog",
         verif=f"{tag}:verif", flags=f"{tag}:flags", hos=f"{tag}:hos", events=f"{tag}:events",
-        erased=f"{tag}:erased")
+        outbox=f"{tag}:outbox", erased=f"{tag}:erased")
 
 
 class Digester:
     """Keyed digests of identity and conversation values (HMAC-SHA256, server secret)."""
 
-    def __init__(self, secret: bytes) -> None:
+    def __init__(self, secret: bytes, remembered: int = 100_000) -> None:
         self._secret = secret
+        # The same identities and conversations come back request after request; an HMAC costs
+        # many times a dictionary look-up. Oldest first out once full.
+        self._known: dict[str, str] = {}
+        self._remembered = remembered
 
     def digest(self, value: str) -> str:
-        return hmac.new(self._secret, value.encode(), hashlib.sha256).hexdigest()[:32]
+        known = self._known.get(value)
+        if known is not None:
+            return known
+        digest = hmac.new(self._secret, value.encode(), hashlib.sha256).hexdigest()[:32]
+        if len(self._known) >= self._remembered:
+            del self._known[next(iter(self._known))]
+        self._known[value] = digest
+        return digest
 
 
 def identity(tenant: str, digest: str) -> str:
@@ -86,6 +99,11 @@ def code(tenant: str, value: str) -> str:
 def code_failures(tenant: str, digest: str) -> str:
     """Wrong codes entered on one conversation (a call)."""
     return f"{PREFIX}:{{{tenant}:c:{digest}}}:codefail"
+
+
+def caller_failures(tenant: str, digest: str) -> str:
+    """Wrong codes entered by one caller (the number its calls come from)."""
+    return f"{PREFIX}:{{{tenant}:i:{digest}}}:codefail"
 
 
 def rate(tenant: str, bucket: str, window: int) -> str:
@@ -177,3 +195,9 @@ def webhook_dead(tenant: str, webhook_id: str) -> str:
 def webhook_customer(tenant: str, customer_digest: str) -> str:
     """Deliveries carrying one customer's data, so erasure can find them (by keyed digest)."""
     return f"{PREFIX}:{{{tenant}}}:wh:c:{customer_digest}"
+
+
+def webhook_outbox(tenant: str) -> str:
+    """Customers whose outbox may hold deliveries not yet queued, scored by their last write
+    that owed any: what the outbox sweeper looks through."""
+    return f"{PREFIX}:{{{tenant}}}:wh:outbox"
