@@ -25,7 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.base import PREFIX, Adapter, Core, build, vendor_id
+from adapters.base import PREFIX, Adapter, Core, build
 from handoff.api import bodies
 from handoff.api.routing import Routes
 from handoff.api.state import SETTINGS
@@ -57,8 +57,9 @@ class Call:
         self.contact: Contact = event.Details.ContactData
         self.params = event.Details.Parameters
         c = self.contact
-        self.conversation = vendor_id(c.InitialContactId or c.PreviousContactId or c.ContactId)
-        self.leg = vendor_id(c.ContactId)
+        self.conversation = core.vendor_id(
+            c.InitialContactId or c.PreviousContactId or c.ContactId)
+        self.leg = core.vendor_id(c.ContactId)
         self.channel = CHANNELS.get(c.Channel.upper(), "other")
 
     def param(self, name: str, default: str | None = None) -> str:
@@ -202,8 +203,7 @@ async def handoff(call: Call) -> dict[str, str]:
 
 async def turn(call: Call) -> dict[str, str]:
     text, role = call.param("text"), call.param("role", "customer")
-    step = call.params.get("turn_id") or hashlib.sha256(
-        f"{role}\x00{text}".encode()).hexdigest()[:16]
+    step = call.params.get("turn_id") or call.core.digest(role, text)
     written = await call.record(f"turn-{step}", text, role=role,
                                 intent=call.params.get("intent") or None)
     return {"customer_id": written.customer_id, "appended": str(written.appended)}

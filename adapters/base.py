@@ -13,8 +13,6 @@ only put credentials in the webhook URL.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -23,6 +21,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from handoff.api.bodies import errors_of
+from handoff.api.remote import client_address
 from handoff.api.routing import Routes
 from handoff.api.state import DEPS, LEXICON, PRINCIPAL
 from handoff.errors import Unprocessable
@@ -36,9 +35,8 @@ from handoff.services import (
     verification,
 )
 from handoff.services.deps import Principal
-from handoff.services.masking import mask_text
 from handoff.services.timefmt import moment
-from schemas.brief import Brief
+from schemas.brief import Brief, HumanContact
 from schemas.common import Identity
 from schemas.conversations import AppendResult, AppendTurns, FactsResult, PutFacts
 from schemas.handoffs import Handoff, HandoffIn, RedeemIn, RedeemResult
@@ -69,7 +67,7 @@ class Core:
     def __init__(self, request: web.Request) -> None:
         self._deps = request.app[DEPS]
         self._lexicon = request.app[LEXICON]
-        self._address = request.remote
+        self._address = client_address(request)
         self.principal: Principal = request[PRINCIPAL]
 
     async def append_turns(self, conversation_id: str, body: AppendTurns) -> AppendResult:
@@ -91,6 +89,20 @@ class Core:
         return await continuations.redeem(self._deps, self.principal, code, body,
                                           address=self._address)
 
+    def vendor_id(self, value: str) -> str:
+        """A vendor's id as the core stores a conversation or turn id: unchanged, unless it
+        holds a card number (the digit runs of random hex, a UUID or a numeric session id now
+        and then pass the Luhn check) or is `.` or `..`; then `id-<last four>-<keyed digest>`,
+        the same on every process and after restarts (`Privacy.safe_id`, which the core applies
+        to ids posted to it directly too)."""
+        return self._deps.privacy.safe_id(value)
+
+    def digest(self, *parts: object) -> str:
+        """A stable id from payload fields (80 bits, letters only), for vendors that give no id
+        of their own; keyed, since the fields may hold what a customer said."""
+        return self._deps.privacy.id_digest(
+            "\x00".join("" if p is None else str(p) for p in parts))
+
     def now(self) -> datetime:
         """The service's clock, for vendor payloads that carry no time of their own."""
         return moment(self._deps.now_ms())
@@ -102,6 +114,11 @@ class Core:
         except (ValidationError, Unprocessable):
             return False
         return True
+
+    async def last_human_contact(self, customer_id: str) -> HumanContact | None:
+        """How the customer's last conversation with a person ended (the agent's note), so the
+        bot's next turn continues from it; one small read."""
+        return await brief.last_human_contact(self._deps, self.principal.tenant, customer_id)
 
     async def standing(self, customer_id: str) -> Brief:
         """A customer's brief without its transcript, for a vendor flow to branch on (whether
@@ -117,13 +134,3 @@ def build(model: type[M], data: Any, *, where: str) -> M:
     except ValidationError as exc:
         raise Unprocessable(f"{where} cannot be mapped onto a {model.__name__}",
                             errors_of(exc, (where,))) from exc
-
-
-def vendor_id(value: str) -> str:
-    """A vendor's id, usable as a conversation or turn id: unchanged, unless the core would take
-    it for a card number and refuse it (the digit runs of random hex, a UUID or a numeric session
-    id now and then pass the Luhn check): then a digest of it, just as stable."""
-    if mask_text(value) == value:
-        return value
-    digest = base64.b32encode(hashlib.sha256(value.encode()).digest()[:15]).decode().lower()
-    return f"id-{digest}"

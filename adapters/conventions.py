@@ -14,15 +14,15 @@ session attributes, Rasa slots). handoff reads those maps by one convention:
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from adapters.base import Core, build, vendor_id
+from adapters.base import Core, build
 from handoff.api.params import NAME
 from handoff.errors import NotFound, Unprocessable
+from schemas.brief import HumanContact
 from schemas.conversations import AppendResult, AppendTurns, FactValue, PutFacts, TurnIn
 
 CONTROL = "handoff_"
@@ -30,18 +30,6 @@ CLAIM_KINDS = {"email": "email", "account": "account", "account_number": "accoun
 HANDOFF_FIELDS = {"handoff_queue": "queue", "handoff_priority": "priority",
                   "handoff_reason": "reason", "handoff_summary": "summary"}
 TRUE = frozenset({"true", "yes", "1", "on"})
-
-
-# Hex digits spelled as letters: a run of 13 or more decimal digits in an id can pass the Luhn
-# check, and the core refuses anything that looks like a card number as an identifier.
-LETTERS = str.maketrans("0123456789abcdef", "ghijklmnopabcdef")
-
-
-def digest(*parts: object) -> str:
-    """A short stable id from payload fields (96 bits, letters only), for vendors that give no
-    id of their own."""
-    joined = "\x00".join("" if p is None else str(p) for p in parts)
-    return hashlib.sha256(joined.encode()).hexdigest()[:24].translate(LETTERS)
 
 
 def truthy(value: object) -> bool:
@@ -131,15 +119,28 @@ async def record(core: Core, conversation_id: str, *, customer: dict[str, Any] |
     return None
 
 
-def session(value: str | None, *, where: str) -> tuple[str, str]:
+def session(core: Core, value: str | None, *, where: str) -> tuple[str, str]:
     """A vendor's session id: (as given, as a conversation id); 1 to 128 printable characters,
     else 422.
 
     As the chat identity it stays as the vendor gave it, so `chat:<session>` finds the customer
-    (the core masks and hashes one that looks like a card number); as a conversation id, which
-    is stored as it is, such a value is replaced by `vendor_id`'s digest.
+    (the core masks and hashes one that looks like a card number); as a conversation id it is
+    what `Core.vendor_id` makes of it: a keyed digest when it holds a card number or is `.` or
+    `..` (which the API refuses as a conversation id, since a URL cannot carry it).
     """
     if value is None or not NAME.match(value):
         raise Unprocessable(f"{where} cannot be a conversation id",
                             [{"loc": [where], "msg": "1 to 128 printable characters required"}])
-    return value, vendor_id(value)
+    return value, core.vendor_id(value)
+
+
+def human_contact(contact: HumanContact | None) -> dict[str, str]:
+    """The last human contact as the flat string map bot platforms keep per session
+    (`last_human_note`, `last_human_outcome`, `last_human_agent`, `last_human_handoff_id`,
+    `last_human_to`); empty when the customer has not talked to a person."""
+    if contact is None:
+        return {}
+    fields = {"last_human_note": contact.note or "", "last_human_outcome": contact.outcome,
+              "last_human_agent": contact.agent_id, "last_human_handoff_id": contact.handoff_id,
+              "last_human_to": contact.handed_back_to or ""}
+    return {k: v for k, v in fields.items() if v}

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from adapters import conventions as c
-from adapters.base import Adapter, Core, build, vendor_id
+from adapters.base import Adapter, Core, build
 from handoff.api.bodies import parse, render
 from handoff.api.routing import Routes
 from handoff.api.state import SETTINGS
@@ -38,7 +38,7 @@ routes = Routes()
 async def webhook(request: web.Request) -> web.StreamResponse:
     event = await parse(request, WebhookRequest)
     core = Core(request)
-    visitor, session = c.session(session_id(event), where="sessionInfo.session")
+    visitor, session = c.session(core, session_id(event), where="sessionInfo.session")
     params = (event.sessionInfo.parameters if event.sessionInfo else None) or {}
     form = form_parameters(event)
     channel, caller = ("voice", caller_id(core, event)) if spoken(event) else ("chat", None)
@@ -46,22 +46,30 @@ async def webhook(request: web.Request) -> web.StreamResponse:
     known: dict[str, FactValue] = {
         **c.facts(params.items(), where="sessionInfo.parameters"),
         **c.facts(form, where="pageInfo.formInfo.parameterInfo")}
-    base = vendor_id(event.detectIntentResponseId) if event.detectIntentResponseId \
-        else "dfcx-" + c.digest(
+    base = core.vendor_id(event.detectIntentResponseId) if event.detectIntentResponseId \
+        else "dfcx-" + core.digest(
         session, event.text, event.transcript, event.dtmfDigits, event.triggerIntent,
         event.triggerEvent, tag(event))
     said = turns(core, event, base)
     # Everything is mapped (and refused) before anything is written.
     ask = (handoff_request(event, session, channel, customer, params)
            if asks_for_human(event, request.app[SETTINGS].dialogflow_handoff_tags) else None)
-    await c.record(core, session, customer=customer, channel=channel, source=NAME,
-                   turns=said, known=known, ref=ref, where="WebhookRequest")
+    written = await c.record(core, session, customer=customer, channel=channel, source=NAME,
+                             turns=said, known=known, ref=ref, where="WebhookRequest")
     answer = WebhookResponse()
     if ask is not None:
         # One hand-off per webhook call: a retried call answers the first hand-off again.
         handoff, _ = await core.request_handoff(
-            ask, f"{NAME}:{c.digest(session, base, tag(event))}")
+            ask, f"{NAME}:{core.digest(session, base, tag(event))}")
         answer = handoff_response(handoff)
+    if written is not None:
+        # After an agent handed the customer back, the bot's flow reads the agent's note as
+        # `$session.params.last_human_note` (and outcome, agent) on its next turn.
+        contact = c.human_contact(await core.last_human_contact(written.customer_id))
+        if contact:
+            info = answer.sessionInfo or OutSessionInfo(parameters={})
+            info.parameters = {**contact, **(info.parameters or {})}
+            answer.sessionInfo = info
     return render(request, answer.model_dump(mode="json", exclude_none=True))
 
 

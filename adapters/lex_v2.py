@@ -34,7 +34,7 @@ routes = Routes()
 async def code_hook(request: web.Request) -> web.StreamResponse:
     event = await parse(request, LexEvent)
     core = Core(request)
-    visitor, session = c.session(event.sessionId, where="sessionId")
+    visitor, session = c.session(core, event.sessionId, where="sessionId")
     state = event.sessionState
     attributes = state.sessionAttributes or {}
     intent = state.intent
@@ -49,8 +49,8 @@ async def code_hook(request: web.Request) -> web.StreamResponse:
         **c.facts(slots.items(), where="sessionState.intent.slots")}
     # Lex gives no id per utterance; the originating request id and the words are stable
     # across a retried invocation of the same hook.
-    turn_id = "lex-" + c.digest(session, state.originatingRequestId, event.inputTranscript,
-                                intent.name if intent else None)
+    turn_id = "lex-" + core.digest(session, state.originatingRequestId, event.inputTranscript,
+                                   intent.name if intent else None)
     said = turns(core, event, turn_id, slots)
     # Everything is mapped (and refused) before anything is written.
     ask = build(HandoffIn, {
@@ -59,13 +59,18 @@ async def code_hook(request: web.Request) -> web.StreamResponse:
         "intent": intent.name if intent else None, **c.handoff_fields(attributes)},
         where="sessionState.sessionAttributes") \
         if asks_for_human(event, request.app[SETTINGS].lex_handoff_intents) else None
-    await c.record(core, session, customer=customer, channel=channel, source=NAME,
-                   turns=said, known=known, ref=ref, where="sessionState")
+    written = await c.record(core, session, customer=customer, channel=channel, source=NAME,
+                             turns=said, known=known, ref=ref, where="sessionState")
     handoff = None
     if ask is not None:
         # One hand-off per utterance: a retried invocation answers the first hand-off again.
         handoff, _ = await core.request_handoff(ask, f"{NAME}:{turn_id}")
-    return render(request, respond(event, handoff).model_dump(mode="json", exclude_none=True))
+    # After an agent handed the customer back, the bot reads the agent's note as the session
+    # attribute `last_human_note` (and outcome, agent) from its next turn on.
+    contact = (c.human_contact(await core.last_human_contact(written.customer_id))
+               if written is not None else {})
+    answer = respond(event, handoff, contact)
+    return render(request, answer.model_dump(mode="json", exclude_none=True))
 
 
 def slot_values(intent: Intent | None) -> dict[str, Any]:
@@ -117,11 +122,12 @@ def asks_for_human(event: LexEvent, intents: list[str]) -> bool:
     return c.truthy(attributes.get("handoff_request")) and "handoff_id" not in attributes
 
 
-def respond(event: LexEvent, handoff: Handoff | None) -> LexResponse:
-    """The session state echoed (Lex replaces its own with it); Delegate lets Lex go on, Close
-    ends the bot's part with the continuation code."""
+def respond(event: LexEvent, handoff: Handoff | None,
+            contact: dict[str, str] | None = None) -> LexResponse:
+    """The session state echoed (Lex replaces its own with it) with the last human contact
+    added; Delegate lets Lex go on, Close ends the bot's part with the continuation code."""
     state = event.sessionState
-    attributes = dict(state.sessionAttributes or {})
+    attributes = {**(state.sessionAttributes or {}), **(contact or {})}
     intent = state.intent.model_dump(mode="json", exclude_unset=True) if state.intent else None
     echoed = state.model_dump(mode="json", exclude_unset=True,
                               exclude={"dialogAction", "intent", "sessionAttributes"})

@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from adapters import conventions as c
-from adapters.base import Adapter, Core, build, vendor_id
+from adapters.base import Adapter, Core, build
 from handoff.api.bodies import parse, render
 from handoff.api.routing import Routes
 from handoff.api.state import SETTINGS
@@ -58,7 +58,7 @@ async def ingest(request: web.Request) -> web.StreamResponse:
     core = Core(request)
     handoff_actions = request.app[SETTINGS].rasa_handoff_actions
     plans, ignored = [], 0
-    for session, located, slots in conversations(payload):
+    for session, located, slots in conversations(core, payload):
         plan, skipped = planned(core, session, located, slots, handoff_actions)
         plans.append(plan)
         ignored += skipped
@@ -69,19 +69,19 @@ async def ingest(request: web.Request) -> web.StreamResponse:
 Located = list[tuple[str, Event]]
 
 
-def conversations(payload: Tracker | Event | list[Event]
+def conversations(core: Core, payload: Tracker | Event | list[Event]
                   ) -> list[tuple[tuple[str, str], Located, dict[str, Any]]]:
     """Events grouped by sender (as `c.session` gives it), each with where it sat in the body
     (for errors)."""
     if isinstance(payload, Tracker):
-        session = c.session(payload.sender_id, where="sender_id")
+        session = c.session(core, payload.sender_id, where="sender_id")
         return [(session, [(f"events.{n}", e) for n, e in enumerate(payload.events)],
                  payload.slots or {})]
     listed = [("event", payload)] if isinstance(payload, Event) else \
         [(str(n), e) for n, e in enumerate(payload)]
     groups: dict[tuple[str, str], Located] = {}
     for where, event in listed:
-        session = c.session(event.sender_id, where=f"{where}.sender_id")
+        session = c.session(core, event.sender_id, where=f"{where}.sender_id")
         groups.setdefault(session, []).append((where, event))
     return [(session, located, {}) for session, located in groups.items()]
 
@@ -126,7 +126,7 @@ def planned(core: Core, session: tuple[str, str], located: Located, slots: dict[
             "reason": "customer_request", "continuation": True, "intent": intent,
             **c.handoff_fields(slots)}, where="slots")
         # The same event in a later export or a redelivery names the same hand-off.
-        key = c.digest(conversation, event.event, event.name, event.timestamp)
+        key = core.digest(conversation, event.event, event.name, event.timestamp)
         plan.handoff = (body, f"{NAME}:{key}")
     return plan, ignored
 
@@ -134,8 +134,8 @@ def planned(core: Core, session: tuple[str, str], located: Located, slots: dict[
 def turn(core: Core, conversation: str, where: str, event: Event) -> TurnIn:
     """A user or bot event as a turn; the id is Rasa's message id, else a digest of the event."""
     assert event.text is not None
-    turn_id = (vendor_id(event.message_id) if event.message_id else
-               "rasa-" + c.digest(conversation, event.event, event.timestamp, event.text))
+    turn_id = (core.vendor_id(event.message_id) if event.message_id else
+               "rasa-" + core.digest(conversation, event.event, event.timestamp, event.text))
     more: dict[str, Any] = {}
     parse_data = event.parse_data if event.event == "user" else None
     if parse_data is not None:
@@ -182,6 +182,11 @@ async def carry_out(core: Core, plan: Plan) -> ConversationSummary:
         summary.customer_id = handoff.customer_id
         summary.handoff = HandoffSummary(id=handoff.id, status=handoff.status,
                                          continuation_code=handoff.continuation_code)
+    if summary.customer_id is not None:
+        # After an agent handed the customer back: slots for the bot to set (`SlotSet`) so its
+        # next turn continues from the agent's note.
+        summary.slots = c.human_contact(
+            await core.last_human_contact(summary.customer_id)) or None
     return summary
 
 

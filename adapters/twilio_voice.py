@@ -32,7 +32,7 @@ from xml.etree.ElementTree import Element, SubElement, tostring
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from adapters.base import PREFIX, Adapter, Core, build, vendor_id
+from adapters.base import PREFIX, Adapter, Core, build
 from handoff.api import bodies
 from handoff.api.routing import Routes
 from handoff.api.state import SETTINGS
@@ -138,12 +138,12 @@ def _customer(core: Core, call: VoiceCall, *claims: dict[str, str]) -> dict[str,
     return {"identities": identities} if identities else None
 
 
-def _turn_id(request: web.Request, call: VoiceCall, step: str) -> str:
+def _turn_id(core: Core, request: web.Request, call: VoiceCall, step: str) -> str:
     """Twilio's idempotency token when sent (the same on every retry), else the call and step."""
     token = request.headers.get(IDEMPOTENCY, "")
     if TOKEN.match(token):
-        return f"twilio:{vendor_id(token)}"
-    return f"twilio:{vendor_id(call.CallSid)}:{step}"
+        return f"twilio:{core.vendor_id(token)}"
+    return f"twilio:{core.vendor_id(call.CallSid)}:{step}"
 
 
 def _attempt(request: web.Request) -> int:
@@ -155,12 +155,12 @@ def _attempt(request: web.Request) -> int:
 
 async def _append(core: Core, request: web.Request, call: VoiceCall, step: str, *, role: str,
                   text: str, customer: dict[str, Any] | None, **more: Any) -> None:
-    turn = {"id": _turn_id(request, call, step), "role": role, "text": text,
+    turn = {"id": _turn_id(core, request, call, step), "role": role, "text": text,
             "ts": core.now(),
             **{k: v for k, v in more.items() if v is not None}}
     body = build(AppendTurns, {"customer": customer, "channel": "voice", "source": SOURCE,
                                "turns": [turn]}, where="form")
-    await core.append_turns(vendor_id(call.CallSid), body)
+    await core.append_turns(core.vendor_id(call.CallSid), body)
 
 
 @routes.route("POST", f"{BASE}voice", roles=("ivr",), produces=TWIML,
@@ -192,7 +192,7 @@ async def gathered(request: web.Request) -> web.Response:
                       confidence=result.Confidence if result.SpeechResult else None)
     if kind == "code":
         redeem = build(RedeemIn, {"customer": _customer(core, result),
-                                  "conversation_id": vendor_id(result.CallSid),
+                                  "conversation_id": core.vendor_id(result.CallSid),
                                   "channel": "voice", "source": SOURCE}, where="form")
         try:
             joined = await core.redeem(value, redeem)
@@ -207,11 +207,12 @@ async def gathered(request: web.Request) -> web.Response:
     elif kind == "none" and attempt < MAX_ATTEMPTS:
         return _twiml(_say("Sorry, I did not get that."), *_ask(settings, attempt=attempt + 1))
     handoff, _ = await core.request_handoff(build(HandoffIn, {
-        "customer": _customer(core, result), "conversation_id": vendor_id(result.CallSid),
+        "customer": _customer(core, result),
+        "conversation_id": core.vendor_id(result.CallSid),
         "channel": "voice",
         "source": SOURCE, "reason": "customer_request", "queue": settings.twilio_queue,
         "summary": "Phone call put through without a continuation code"}, where="form"),
-        f"twilio:{vendor_id(result.CallSid)}")
+        f"twilio:{core.vendor_id(result.CallSid)}")
     return _twiml(*_join(settings, handoff.id, handoff.customer_id))
 
 

@@ -19,6 +19,13 @@ IdentityKind = Annotated[
 # Printable, no control characters: these end up in Redis keys, logs and SSE lines.
 Name = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
+# A Name that is not `.` or `..`: those are path segments a browser or proxy rewrites, so a
+# conversation so named could not be written to by URL (the agent panel's replies would 404).
+CONVERSATION_PATTERN = (r"^(?:[^.\x00-\x1f\x7f][^\x00-\x1f\x7f]*"
+                        r"|\.[^.\x00-\x1f\x7f][^\x00-\x1f\x7f]*"
+                        r"|\.\.[^\x00-\x1f\x7f]+)$")
+ConversationId = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=CONVERSATION_PATTERN)]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
 ShortText = Annotated[str, StringConstraints(max_length=4000)]
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints
 
 from schemas import examples as ex
-from schemas.common import Channel, CustomerRef, Model, Name, Record, TurnRole
+from schemas.common import Channel, ConversationId, CustomerRef, Model, Name, Record, TurnRole
 
 Scalar = str | int | float | bool
 FactKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")]
@@ -74,7 +74,7 @@ class Turn(Record):
 
 class PutFacts(Model):
     facts: FactsBody
-    conversation_id: Name | None = None
+    conversation_id: ConversationId | None = None
     channel: Channel | None = None
     source: Name | None = None
 

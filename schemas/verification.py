@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field
 
 from schemas import examples as ex
-from schemas.common import Channel, CustomerRef, Identity, Model, Name, Record
+from schemas.common import Channel, ConversationId, CustomerRef, Identity, Model, Name, Record
 
 Method = Literal["pin", "otp", "kba", "voice_biometrics", "document", "agent", "other"]
 Level = Literal["low", "medium", "high"]
@@ -19,7 +19,7 @@ class VerifyIn(Model):
 
     model_config = ConfigDict(json_schema_extra=ex.examples(ex.VERIFY_IN))
     customer: CustomerRef | None = None
-    conversation_id: Name | None = None
+    conversation_id: ConversationId | None = None
     identity: Identity
     method: Method
     level: Level = "medium"

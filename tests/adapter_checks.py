@@ -8,7 +8,8 @@ from typing import Any
 import redis
 from aiohttp.test_utils import TestClient
 
-from handoff.services.masking import mask_text
+from handoff.api.state import DEPS
+from handoff.services.masking import has_card_number
 from tests.conftest import Keys
 from tests.redis_peek import assert_unchanged, not_an_attempt_counter, snapshot
 from tests.scenario import ROLES, assert_problem, call
@@ -39,5 +40,12 @@ def card_like_session() -> str:
     one in 500 do, and Amazon Connect, Lex and many chat widgets name sessions with UUIDs."""
     while True:
         session = str(uuid.uuid4())
-        if mask_text(session) != session:
+        if has_card_number(session):
             return session
+
+
+def stored_id(client: TestClient[Any, Any], vendor_id: str) -> str:
+    """A vendor's id as the service stores it: as given, or digested under the service's key
+    when it holds a card number (`Privacy.safe_id`, which the adapters apply too)."""
+    stored: str = client.app[DEPS].privacy.safe_id(vendor_id)
+    return stored

@@ -68,16 +68,17 @@ def _difference(before: Contents, after: Contents) -> Any:
     return old, new
 
 
-def _blobs(value: Any) -> Iterator[bytes]:
+def blobs(value: Any) -> Iterator[bytes]:
+    """Every bytes value inside a key's contents (hash fields and values, list and set members)."""
     if isinstance(value, bytes):
         yield value
     elif isinstance(value, dict):
         for k, v in value.items():
-            yield from _blobs(k)
-            yield from _blobs(v)
+            yield from blobs(k)
+            yield from blobs(v)
     elif isinstance(value, list | tuple):
         for v in value:
-            yield from _blobs(v)
+            yield from blobs(v)
     elif value is not None:
         yield str(value).encode()
 
@@ -95,7 +96,7 @@ def everything(client: redis.Redis) -> str:
     parts: list[str] = []
     for key, (_, contents) in snapshot(client, drop_fields=frozenset()).items():
         parts.append(key.decode("latin-1"))
-        for blob in _blobs(contents):
+        for blob in blobs(contents):
             parts.append(blob.decode("latin-1"))
             rendered = _unpacked(blob)
             if rendered is not None:

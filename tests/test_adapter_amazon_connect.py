@@ -24,8 +24,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from adapters.base import vendor_id
-from tests.adapter_checks import refuses_raw_body
+from tests.adapter_checks import refuses_raw_body, stored_id
 from tests.conftest import Keys
 from tests.redis_peek import assert_unchanged, not_an_attempt_counter, snapshot
 from tests.scenario import assert_problem, brief_of, call, ok, ref
@@ -79,7 +78,7 @@ async def test_identify_records_the_call_and_answers_what_is_known(
     contact = body["Details"]["ContactData"]
     assert brief["customer"]["id"] == answer["customer_id"]
     assert [(j["channel"], j["conversation_id"], j["source"]) for j in brief["journey"]] == [
-        ("voice", vendor_id(contact["ContactId"]), "amazon-connect")]
+        ("voice", stored_id(client, contact["ContactId"]), "amazon-connect")]
     (start,) = brief["turns"]
     assert start["role"] == "system" and "inbound" in start["text"]
     queue = contact["Queue"]["Name"] if isinstance(contact["Queue"], dict) else contact["Queue"]
@@ -109,7 +108,7 @@ async def test_a_pin_checked_by_the_flow_verifies_and_the_transferred_leg_knows_
     brief = await brief_of(client, keys, "account:88812345")
     (proof,) = brief["verifications"]
     assert (proof["method"], proof["level"], proof["channel"], proof["conversation_id"]) == (
-        "pin", "high", "voice", vendor_id(contact))
+        "pin", "high", "voice", stored_id(client, contact))
     assert len(brief["journey"]) == 1 and "as leg" in brief["turns"][-1]["text"]
 
 

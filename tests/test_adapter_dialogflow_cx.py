@@ -20,8 +20,12 @@ import pytest
 import redis
 from aiohttp.test_utils import TestClient
 
-from adapters.base import vendor_id
-from tests.adapter_checks import card_like_session, only_role_may_post, refuses_raw_body
+from tests.adapter_checks import (
+    card_like_session,
+    only_role_may_post,
+    refuses_raw_body,
+    stored_id,
+)
 from tests.conftest import AppFactory, Keys
 from tests.redis_peek import assert_unchanged, everything, snapshot
 from tests.scenario import assert_problem, brief_of, call, ok, phone_customer
@@ -71,7 +75,8 @@ async def test_what_the_customer_typed_and_the_agent_answered_reaches_the_brief(
     said = brief["turns"][0]
     assert (said["intent"], said["confidence"], said["conversation_id"]) == (
         "billing.double_charge", 0.87, session)
-    assert said["id"] == vendor_id(body["detectIntentResponseId"])  # the id, unless card-like
+    # The id as Dialogflow gave it, unless it holds a card number.
+    assert said["id"] == stored_id(client, body["detectIntentResponseId"])
     assert brief["facts"]["order_number"]["value"] == "A-1001"
     assert brief["facts"]["order_number"]["channel"] == "chat"
     identities = {(i["kind"], i["value"]): i["verified"] for i in brief["customer"]["identities"]}

@@ -25,9 +25,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
-from adapters.base import vendor_id
 from adapters.twilio_voice import classify, signature, url_variants
 from schemas.vendors.twilio import GatherResult
+from tests.adapter_checks import stored_id
 from tests.conftest import AppFactory, Keys
 from tests.redis_peek import assert_unchanged, not_an_attempt_counter, snapshot
 from tests.scenario import Answer, assert_problem, brief_of, call, ok, ref
@@ -152,7 +152,7 @@ async def test_an_incoming_call_is_recorded_on_the_callers_number_and_asked_for_
     assert gather.get("input") == "dtmf speech" and gather.findtext("Say") == "Enter your code now."
     brief = await brief_of(twilio, keys, f"phone:{phone}")
     assert [(j["channel"], j["conversation_id"], j["source"]) for j in brief["journey"]] == [
-        ("voice", vendor_id(sid), "twilio")]
+        ("voice", stored_id(twilio, sid), "twilio")]
     (start,) = brief["turns"]
     assert start["role"] == "system" and start["channel"] == "voice"
     assert "+15005550006" in start["text"] and "ringing" in start["text"]
@@ -201,7 +201,7 @@ async def test_a_code_typed_on_the_phone_joins_the_call_to_the_chat_that_handed_
                                          f"{handoff['id']}&customer_id={handoff['customer_id']}")
     brief = await brief_of(twilio, keys, f"chat:{visitor}")
     assert [(j["channel"], j["conversation_id"]) for j in brief["journey"]] == [
-        ("chat", "web-1"), ("voice", vendor_id(sid))]
+        ("chat", "web-1"), ("voice", stored_id(twilio, sid))]
     assert [(t["channel"], t["role"], t["text"]) for t in brief["turns"]][-1] == (
         "voice", "customer", handoff["continuation_code"])
     assert [(h["id"], h["queue"], h["summary"]) for h in brief["handoffs"]] == [
@@ -246,7 +246,7 @@ async def test_a_wrong_code_asks_again_and_the_third_puts_the_caller_through_wit
     assert answers[2].find("Gather") is None and answers[2].find("Redirect") is not None
     queue = await ok(twilio, "GET", "/v1/handoffs?queue=general", keys("agent"))
     (item,) = queue["items"]
-    assert item["conversation_id"] == vendor_id(sid) and item["channel"] == "voice"
+    assert item["conversation_id"] == stored_id(twilio, sid) and item["channel"] == "voice"
 
 
 async def test_silence_asks_again(twilio: TestClient[Any, Any], keys: Keys) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
-from adapters.base import vendor_id
+from tests.adapter_checks import stored_id
 from tests.conftest import AppFactory, Keys
 from tests.scenario import brief_of, ok
 from tests.test_adapter_amazon_connect import event, flow
@@ -90,7 +90,8 @@ async def test_a_chat_handed_off_to_a_call_verified_in_connect_reaches_the_agent
     brief = accepted["context"]
     assert brief["customer"]["id"] == known["customer_id"]
     assert [(j["channel"], j["conversation_id"]) for j in brief["journey"]] == [
-        ("chat", session), ("voice", vendor_id(sid)), ("voice", vendor_id(contact))]
+        ("chat", session), ("voice", stored_id(service, sid)),
+        ("voice", stored_id(service, contact))]
     (proof,) = brief["verifications"]
     assert (proof["identity"], proof["method"], proof["level"], proof["channel"]) == (
         {"kind": "account", "value": account}, "pin", "high", "voice")

@@ -12,7 +12,6 @@ from handoff.api.state import DEPS, PRINCIPAL, SETTINGS
 from handoff.errors import NotFound
 from handoff.services import desktokens, reask
 from handoff.services.deps import Principal
-from handoff.services.privacy import refuse_card_numbers
 from handoff.services.timefmt import moment
 from schemas.desk import DeskToken, Reask, ReaskCheck, ReaskCheckIn, TokenIn
 
@@ -42,15 +41,14 @@ def token_for(request: web.Request, principal: Principal, agent_id: str,
               summary="A short-lived token for the agent panel at /desk/, for one agent")
 async def mint_token(request: web.Request) -> web.StreamResponse:
     principal = request[PRINCIPAL]
-    body = await parse(request, TokenIn)
-    refuse_card_numbers((("agent_id",), body.agent_id))
+    body = request.app[DEPS].privacy.safe_ids(await parse(request, TokenIn), "agent_id")
     token, expires = token_for(request, principal, body.agent_id, body.minutes)
     return render(request, DeskToken(token=token, tenant=principal.tenant,
                                      agent_id=body.agent_id, expires_at=moment(expires),
                                      panel_url=panel_url(request, token)))
 
 
-@routes.route("POST", "/v1/customers/{ref}/reask-check", roles=("agent",), desk=True,
+@routes.route("POST", "/v1/customers/{ref}/reask-check", roles=("bot", "ivr", "agent"), desk=True,
               body=ReaskCheckIn, response=ReaskCheck,
               summary="Would this reply ask the customer for something the context has?")
 async def reask_check(request: web.Request) -> web.StreamResponse:

@@ -6,10 +6,11 @@ import re
 
 from aiohttp import web
 
-from handoff.api.state import PRINCIPAL
+from handoff.api.remote import client_address
+from handoff.api.state import DEPS, PRINCIPAL
 from handoff.errors import Unprocessable
 from handoff.services.audit import Viewer
-from handoff.services.privacy import refuse_card_numbers
+from handoff.services.privacy import DOT_NAMES
 
 # Lone surrogates are what header bytes that are not UTF-8 become: never a name.
 NAME = re.compile(r"^[^\x00-\x1f\x7f\ud800-\udfff]{1,128}$")
@@ -23,6 +24,9 @@ def name(request: web.Request, key: str) -> str:
     value = request.match_info[key]
     if not NAME.match(value):
         raise Unprocessable(f"{key} must be 1 to 128 printable characters",
+                            [{"loc": ["path", key], "msg": "invalid"}])
+    if value in DOT_NAMES:  # a URL cannot carry it: clients and proxies resolve it away
+        raise Unprocessable(f"{key} cannot be '.' or '..'",
                             [{"loc": ["path", key], "msg": "invalid"}])
     return value
 
@@ -67,13 +71,14 @@ def cursor(request: web.Request, key: str = "before") -> str | None:
 
 def viewer(request: web.Request) -> Viewer:
     """Who is reading, for the audit trail: the panel token's agent, else `X-Agent-Id` (if
-    given), and the peer address."""
+    given), and the client's address."""
     principal = request.get(PRINCIPAL)
     if principal is not None and principal.agent_id is not None:
-        return Viewer(agent_id=principal.agent_id, address=request.remote)
+        return Viewer(agent_id=principal.agent_id, address=client_address(request))
     agent = request.headers.get("X-Agent-Id") or None
     if agent is not None and not NAME.match(agent):
         raise Unprocessable("X-Agent-Id must be 1 to 128 printable characters",
                             [{"loc": ["header", "X-Agent-Id"], "msg": "invalid"}])
-    refuse_card_numbers((("header", "X-Agent-Id"), agent))
-    return Viewer(agent_id=agent, address=request.remote)
+    if agent is not None:
+        agent = request.app[DEPS].privacy.safe_id(agent)
+    return Viewer(agent_id=agent, address=client_address(request))

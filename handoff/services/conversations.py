@@ -10,7 +10,7 @@ from handoff.services import audit, identity, reask
 from handoff.services.deps import Deps, Principal
 from handoff.services.facts import add_facts
 from handoff.services.flags import Lexicon
-from handoff.services.privacy import refuse_card_numbers
+from handoff.services.privacy import Privacy, refuse_card_numbers
 from handoff.services.timefmt import moment, to_ms
 from handoff.store import codec
 from handoff.store.store import CustomerWrite, StreamEntry
@@ -26,11 +26,10 @@ async def append_turns(deps: Deps, principal: Principal, lexicon: Lexicon,
     if principal.desk and any(t.role != "agent" for t in body.turns):
         raise Forbidden("a panel token posts agent turns only")
     refuse_card_numbers(
-        (("path", "conversation_id"), conversation_id), (("source",), body.source),
-        *[(("turns", n, "id"), t.id) for n, t in enumerate(body.turns)],
         *[(("turns", n, "entities", k), k) for n, t in enumerate(body.turns)
           for k in t.entities or {}],
         *[(("facts", k), k) for k in body.facts or {}])
+    conversation_id, body = safe_ids(deps.privacy, conversation_id, body)
     try:
         # Without a channel only a known conversation can be written to; a new one is refused
         # before anything (not even an index entry) is created for it.
@@ -72,6 +71,15 @@ async def append_turns(deps: Deps, principal: Principal, lexicon: Lexicon,
                            [t for n, t in agent_turns.items() if written.cursors[n]])
     return AppendResult(customer_id=cus_id, conversation_id=conversation_id,
                         appended=written.appended, duplicates=written.duplicates)
+
+
+def safe_ids(privacy: Privacy, conversation_id: str, body: AppendTurns
+             ) -> tuple[str, AppendTurns]:
+    """The conversation, source and turn ids as they are stored (`Privacy.safe_id`)."""
+    turns = [privacy.safe_ids(t, "id") for t in body.turns]
+    if any(new is not old for new, old in zip(turns, body.turns, strict=True)):
+        body = body.model_copy(update={"turns": turns})
+    return privacy.safe_id(conversation_id), privacy.safe_ids(body, "source")
 
 
 def conversation_record(change: CustomerWrite, conversation_id: str, *, channel: str | None,

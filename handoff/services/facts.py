@@ -38,8 +38,8 @@ def add_facts(change: CustomerWrite, facts: FactsBody, *, principal: Principal, 
 
 async def put_facts(deps: Deps, principal: Principal, ref: str, body: PutFacts) -> FactsResult:
     """Set facts on a customer, merging by key; the previous values stay in the history."""
-    refuse_card_numbers((("conversation_id",), body.conversation_id), (("source",), body.source),
-                        *[(("facts", k), k) for k in body.facts])
+    refuse_card_numbers(*[(("facts", k), k) for k in body.facts])
+    body = deps.privacy.safe_ids(body, "conversation_id", "source")
     cus_id = await identity.resolve_ref(deps, principal, ref)
     change = CustomerWrite()
     keys = add_facts(change, body.facts, principal=principal, privacy=deps.privacy,
