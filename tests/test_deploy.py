@@ -3,6 +3,8 @@ runs in the tests), and docs/configuration.md is exactly what Settings generates
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -102,3 +104,45 @@ def test_each_kubernetes_manifest_validates_strictly_against_the_api_schema(kind
     # Strict: a misspelt or misplaced field (say, a probe one level too deep) fails here
     # instead of being dropped by the API server without a word.
     kubernetes_validate.validate(k8s()[kind], "1.32", strict=True)
+
+
+def test_behind_the_shipped_balancers_handoff_sees_clients_not_the_balancer() -> None:
+    compose: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    balancer = services["lb"]["networks"]["default"]["ipv4_address"]
+    subnet = ipaddress.ip_network(
+        compose["networks"]["default"]["ipam"]["config"][0]["subnet"])
+    assert ipaddress.ip_address(balancer) in subnet
+    for service in (s for s in services.values() if s.get("build") == "."):
+        trusted = Settings(trusted_proxies=json.loads(
+            service["environment"]["HANDOFF_TRUSTED_PROXIES"])).trusted_proxies
+        assert any(ipaddress.ip_address(balancer) in net for net in trusted)
+        assert not any(ipaddress.ip_address(f"{subnet.network_address + 1}") in net
+                       for net in trusted), "the network's gateway could forge addresses"
+    config = (ROOT / "deploy" / "nginx.conf").read_text()
+    locations = re.findall(r"location[^{]*\{(.*?)\n        \}", config, re.S)
+    assert locations and all(
+        re.search(r"proxy_set_header\s+X-Forwarded-For\s+\$proxy_add_x_forwarded_for;", body)
+        for body in locations), "every proxied location must name the client"
+
+    configmap = k8s()["ConfigMap"]["data"]
+    assert Settings(trusted_proxies=json.loads(configmap["HANDOFF_TRUSTED_PROXIES"])
+                    ).trusted_proxies
+
+
+def test_the_balancer_logs_paths_without_the_query_a_panel_token_travels_in() -> None:
+    # Event streams carry the agent panel's token as `?access_token=`; nginx's default format
+    # (`combined`, used wherever no access_log names another) logs the whole request line.
+    config = (ROOT / "deploy" / "nginx.conf").read_text()
+    formats = dict(re.findall(r"^\s*log_format\s+(\S+)\s+((?:'[^']*'\s*)+);", config, re.M))
+    access_logs = re.findall(r"^\s*access_log\s+([^;]+);", config, re.M)
+    assert access_logs, "no access_log: nginx logs the request line, query string included"
+    for directive in access_logs:
+        target, *format_name = directive.split()
+        if target == "off":
+            continue
+        assert format_name and format_name[0] in formats, f"{directive}: not a format of ours"
+        logged = formats[format_name[0]]
+        assert "$uri" in logged
+        assert not re.search(
+            r"\$(request|request_uri|args|query_string|is_args|arg_\w+|http_referer)\b", logged)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from handoff.api.bodies import parse, render
+from handoff.api.remote import client_address
 from handoff.api.routing import Routes
 from handoff.api.state import DEPS, PRINCIPAL
 from handoff.services import continuations, verification
@@ -30,5 +31,5 @@ async def redeem(request: web.Request) -> web.StreamResponse:
     body = await parse(request, RedeemIn)
     result = await continuations.redeem(request.app[DEPS], request[PRINCIPAL],
                                         request.match_info["code"], body,
-                                        address=request.remote)
+                                        address=client_address(request))
     return render(request, result)

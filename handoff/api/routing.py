@@ -10,6 +10,7 @@ from functools import wraps
 from aiohttp import web
 from pydantic import BaseModel
 
+from handoff.api.remote import client_address
 from handoff.api.state import AUTH_FAILURES, BACKPRESSURE, DEPS, PRINCIPAL
 from handoff.errors import Forbidden, Unauthorized
 from handoff.services import apikeys, desktokens
@@ -75,14 +76,16 @@ def _guard(handler: Handler, roles: frozenset[str], desk: bool) -> Handler:
     @wraps(handler)
     async def guarded(request: web.Request) -> web.StreamResponse:
         deps, guard = request.app[DEPS], request.app[AUTH_FAILURES]
-        guard.check(request.remote)
+        credentials = request.headers.get("Authorization")
+        if credentials is not None:
+            guard.check(client_address(request), credentials)
         try:
             principal = await _authenticate(deps, request, desk)
         except Unauthorized:
             # No credentials at all guess nothing, and vendors that keep them in a webhook URL
             # (Twilio) always ask without them first: only a wrong key counts as a failure.
-            if "Authorization" in request.headers:
-                await guard.failed(request.remote, deps.now_ms())
+            if credentials is not None:
+                await guard.failed(client_address(request), credentials, deps.now_ms())
             raise
         if principal.desk and not desk:
             raise Forbidden("a panel token may only use the panel's routes; "

@@ -1,25 +1,39 @@
 """Continuation codes: a short single-use number that ties a phone call to an earlier chat.
 
-A wrong code cannot be pinned on any one code, so guessing is limited where it comes from: an API
-key or a source address that entered `redeem_attempts_per_minute` wrong codes within a minute
-gets 429 until the minute is over, and a conversation (one call) that entered
-`continuation_max_failures` wrong codes is locked out until the codes it could have been guessing
-have expired.
+A wrong code cannot be pinned on any one code, so guessing is limited where it comes from. A
+conversation (one call) that entered `continuation_max_failures` wrong codes, and a caller (each
+identity the channel vouches for: the number on a call) that entered
+`continuation_caller_max_failures` over all its calls, are locked out until the codes they could
+have been guessing have expired. Above them, an API key or a source address that entered
+`redeem_attempts_per_minute` wrong codes within a minute gets 429 until the minute is over: one
+IVR key carries every caller of a contact centre, so that ceiling is sized for their honest typos
+together and only stops guessing spread over many calls and numbers.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 from handoff import ids
 from handoff.errors import NotFound, StoreUnavailable, TooManyRequests, Unprocessable
 from handoff.services import identity
 from handoff.services.conversations import conversation_record
 from handoff.services.deps import Deps, Principal
-from handoff.services.privacy import refuse_card_numbers
 from handoff.store import codec
 from handoff.store.store import CustomerWrite
 from schemas.handoffs import RedeemIn, RedeemResult
 
 WINDOW_MS = 60_000
+
+
+class _Limit(NamedTuple):
+    """A counter of wrong codes: its name, lifetime, how many it allows and whose it is."""
+
+    name: str
+    ttl_ms: int
+    most: int
+    who: str
+    per_minute: bool = False
 
 
 async def issue(deps: Deps, tenant: str, customer_id: str, handoff_id: str) -> tuple[str, int]:
@@ -47,32 +61,37 @@ async def redeem(deps: Deps, principal: Principal, code: str, body: RedeemIn,
         raise Unprocessable("a continuation code is a number of "
                             f"{settings.continuation_digits} digits",
                             [{"loc": ["path", "code"], "msg": "wrong format"}])
+    body = deps.privacy.safe_ids(body, "conversation_id", "source")
     # Bad identities are refused before the code is touched: a typo must not burn it.
-    refuse_card_numbers((("conversation_id",), body.conversation_id), (("source",), body.source))
     own = [i.key for i in identity.trusted(body.customer, body.channel, deps.privacy, tenant)]
     # Every attempt takes a slot first and a right code gives it back, so a burst of concurrent
-    # guesses is counted as it arrives rather than after it has been tried.
+    # guesses is counted as it arrives rather than after it has been tried. The call and the
+    # caller come first: their own small limits stop one person guessing long before the key's
+    # ceiling, which is shared by every caller of the contact centre and so must be high.
     now = deps.now_ms()
     window = now // WINDOW_MS
-    minute_left = max(1, (WINDOW_MS - now % WINDOW_MS) // 1000)
-    failures_key = deps.store.code_failures_key(tenant, body.conversation_id)
-    limits = [(deps.store.wrong_codes_key(tenant, f"key:{principal.key_id}", window),
-               WINDOW_MS * 2,
-               settings.redeem_attempts_per_minute, "this key")]
+    lifetime_ms = settings.continuation_ttl_seconds * 1000
+    limits = [_Limit(deps.store.code_failures_key(tenant, body.conversation_id), lifetime_ms,
+                     settings.continuation_max_failures, "this call")]
+    limits += [_Limit(deps.store.caller_failures_key(tenant, caller), lifetime_ms,
+                      settings.continuation_caller_max_failures, "this caller") for caller in own]
+    limits.append(_Limit(deps.store.wrong_codes_key(tenant, f"key:{principal.key_id}", window),
+                         WINDOW_MS * 2, settings.redeem_attempts_per_minute, "this key",
+                         per_minute=True))
     if address:
-        limits.append((deps.store.wrong_codes_key(tenant, f"addr:{address}", window),
-                       WINDOW_MS * 2,
-                       settings.redeem_attempts_per_minute, "this address"))
-    limits.append((failures_key, settings.continuation_ttl_seconds * 1000,
-                   settings.continuation_max_failures, "this conversation"))
-    counts = await deps.store.reserve([(name, ttl) for name, ttl, _, _ in limits])
-    names = [name for name, _, _, _ in limits]
-    for (name, _, limit, who), count in zip(limits, counts, strict=True):
-        if count > limit:
+        limits.append(_Limit(deps.store.wrong_codes_key(tenant, f"addr:{address}", window),
+                             WINDOW_MS * 2, settings.redeem_attempts_per_minute, "this address",
+                             per_minute=True))
+    counts = await deps.store.reserve([(limit.name, limit.ttl_ms) for limit in limits])
+    names = [limit.name for limit in limits]
+    for limit, count in zip(limits, counts, strict=True):
+        if count > limit.most:
             await deps.store.release(names)
-            retry = minute_left if name != failures_key else max(
-                1, await deps.store.ttl_ms(failures_key) // 1000)
-            raise TooManyRequests(f"too many wrong continuation codes from {who}",
+            # A call or caller stays locked until the codes it could have been guessing have
+            # expired; a key or address until the minute is over.
+            retry = (max(1, (WINDOW_MS - now % WINDOW_MS) // 1000) if limit.per_minute
+                     else max(1, await deps.store.ttl_ms(limit.name) // 1000))
+            raise TooManyRequests(f"too many wrong continuation codes from {limit.who}",
                                   retry_after=retry)
     record = await deps.store.take_code(tenant, code)
     if record is None:
