@@ -4,13 +4,17 @@ Unless `webhook_allow_private_networks` is set, a delivery only ever connects to
 addresses: names are resolved here and every private, loopback, link-local, multicast or
 reserved answer is dropped before connecting (so a name that is re-pointed at an internal
 address after the subscription was made is refused too), address literals are checked before
-the request, and redirects are never followed.
+the request, and redirects are never followed. Last, the connector's socket factory checks the
+very address each socket is about to connect to, so a host spelling some HTTP client version
+hands straight to the C library (`127.1`, `2130706433`) cannot reach this network either.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -32,11 +36,24 @@ class PublicResolver(AbstractResolver):
         found = await self._inner.resolve(host, port, family)
         kept = [r for r in found if public_address(r["host"])]
         if not kept:
-            raise OSError(f"{host} resolves to no public address")
+            # With an errno, so the dead letter's error says why rather than `[None]`.
+            raise OSError(errno.EHOSTUNREACH, f"{host} resolves to no public address")
         return kept
 
     async def close(self) -> None:
         await self._inner.close()
+
+
+def public_socket(addr_info: tuple[Any, ...]) -> socket.socket:
+    """A socket for one address the connector is about to connect to, if it is public.
+
+    The last check, on the address itself rather than the URL's host: it holds whichever way
+    the connector came by the address (resolved, or a literal it took as it was).
+    """
+    family, kind, proto, _, address = addr_info
+    if not public_address(str(address[0])):
+        raise OSError(errno.EHOSTUNREACH, f"{address[0]} is not a public address")
+    return socket.socket(family=family, type=kind, proto=proto)
 
 
 class Sender:
@@ -46,7 +63,8 @@ class Sender:
         self.allow_private = settings.webhook_allow_private_networks
         connector = aiohttp.TCPConnector(
             limit=settings.webhook_concurrency,
-            resolver=None if self.allow_private else PublicResolver())
+            resolver=None if self.allow_private else PublicResolver(),
+            socket_factory=None if self.allow_private else public_socket)
         self.session = aiohttp.ClientSession(
             connector=connector, trust_env=False,
             timeout=aiohttp.ClientTimeout(total=settings.webhook_timeout_seconds))

@@ -15,14 +15,18 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import aiohttp
 import pytest
 import redis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from handoff.api.state import DEPS
+from handoff.outbound import Sender
 from handoff.services.delivery import backoff_seconds, signature
+from handoff.settings import Settings
 from tests.conftest import AppFactory, Keys
 from tests.redis_peek import assert_unchanged, snapshot
 from tests.scenario import (
@@ -484,6 +488,11 @@ BAD_BODIES: dict[str, tuple[Json, str]] = {
                                 "url"),
     "IPv4-compatible loopback": ({"url": "http://[::127.0.0.1]/", "events": ["*"]}, "url"),
     "unspecified address": ({"url": "http://0.0.0.0:8080/", "events": ["*"]}, "url"),
+    **{f"loopback spelled {spelling}": ({"url": f"http://{spelling}:8080/", "events": ["*"]},
+                                        "url")
+       for spelling in ("127.1", "2130706433", "0177.0.0.1", "127.000.000.001", "0x7f.0.0.1",
+                        "0X7F000001", "0")},
+    "local-use NAT64": ({"url": "http://[64:ff9b:1::808:808]/", "events": ["*"]}, "url"),
     "localhost with a dot": ({"url": "http://LOCALHOST./", "events": ["*"]}, "url"),
     "an unknown event type": ({"url": "https://desk.example.com/", "events": ["turn.deleted"]},
                               "events"),
@@ -510,6 +519,60 @@ async def test_a_bad_subscription_is_unprocessable_and_changes_nothing(
     problem = assert_problem(answer, 422)
     assert any(e["loc"][0] == loc for e in problem["errors"]), problem
     assert_unchanged(before, snapshot(redis_sync))
+
+
+# Loopback as HTTP clients have handed it to the C library unchecked (aiohttp before 3.14 took
+# any host of digits and dots as an address), and a name that resolves to it.
+LOOPBACK = ("127.1", "2130706433", "0177.0.0.1", "127.000.000.001", "0x7f.0.0.1", "0",
+            "127.0.0.1.", "localhost", "[::ffff:127.0.0.1]")
+
+
+async def test_a_loopback_subscription_made_while_allowed_gets_nothing_once_refused(
+        make_client: AppFactory, keys: Keys, receiver: Receiver,
+        redis_sync: redis.Redis) -> None:
+    # Subscribed while private networks were allowed, as a store written before the check
+    # knew these spellings would hold them.
+    allowed = await make_client(**{**FAST, "webhook_max_attempts": 1})
+    port = urlsplit(receiver.url).port
+    hooks = {spelling: await subscribe(allowed, keys, f"http://{spelling}:{port}/hooks",
+                                       ["turn.appended"])
+             for spelling in LOOPBACK}
+    await chat(allowed, keys, turn("t0", "while allowed"))
+    await settled(redis_sync)
+    reached = {r.headers["Handoff-Webhook-Id"] for r in receiver.got}
+    assert {hooks["0x7f.0.0.1"]["id"], hooks["localhost"]["id"]} <= reached, \
+        "these URLs do lead to the receiver on this machine"
+    await allowed.close()
+    before = len(receiver.got)
+
+    refused = await make_client(**{**FAST, "webhook_allow_private_networks": False,
+                                   "webhook_max_attempts": 1})
+    await chat(refused, keys, turn("t1", "once refused"), conversation="web-9c1d")
+    await settled(redis_sync)
+
+    assert len(receiver.got) == before, [r.headers["Host"] for r in receiver.got[before:]]
+    for spelling, hook in hooks.items():
+        page = await ok(refused, "GET", f"/v1/admin/webhooks/{hook['id']}/dead-letters",
+                        keys("admin"))
+        newest = page["items"][0]
+        assert newest["last_status"] is None, spelling
+        error = newest["last_error"]
+        assert re.search(r"is not a public address|resolves to no public address", error), error
+
+
+async def test_the_sending_connection_itself_refuses_loopback_whatever_checked_the_url(
+        settings: Settings, receiver: Receiver) -> None:
+    # Under the URL checks, the connector checks the address each socket is about to connect
+    # to: what it holds however the host was spelled, and whoever parsed it.
+    sender = Sender(settings)
+    try:
+        for url in (receiver.url, receiver.url.replace("127.0.0.1", "[::ffff:127.0.0.1]")):
+            with pytest.raises(aiohttp.ClientConnectorError, match="not a public address"):
+                async with sender.session.post(url, data=b"{}"):
+                    pass
+    finally:
+        await sender.close()
+    assert receiver.got == []
 
 
 async def test_a_tenant_has_at_most_the_configured_number_of_subscriptions(

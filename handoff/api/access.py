@@ -9,15 +9,17 @@ template never does; the customer id is logged instead, when a service resolved 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import re
+import secrets
 import time
-import uuid
 from typing import Any
 
 from aiohttp import web
 
 from handoff import logs, metrics
+from handoff.api.remote import client_address
 from handoff.api.state import PREPARED, PRINCIPAL, REQUEST_ID
 from handoff.services.masking import mask_text
 
@@ -27,11 +29,19 @@ VALID_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:;=+/@-]{0,127}$")
 log = logs.logger("handoff.access")
 
 
+# A new id is this process's random prefix and a count: unique across processes and restarts
+# without asking the operating system for randomness on every request.
+_PREFIX = secrets.token_hex(8)
+_COUNT = itertools.count(1)
+
+
 def request_id(offered: str | None) -> str:
     """The caller's id when it is a sane one, else a new one (a bad id never fails a request)."""
-    if offered and VALID_ID.match(offered) and mask_text(offered) == offered:
+    # The id is written to the access line unmasked: one that could be a key or token is not.
+    if (offered and VALID_ID.match(offered) and mask_text(offered) == offered
+            and not logs.holds_credential(offered)):
         return offered
-    return uuid.uuid4().hex
+    return f"{_PREFIX}{next(_COUNT):016x}"
 
 
 def route_of(request: web.Request) -> str | None:
@@ -73,7 +83,7 @@ async def access(request: web.Request, handler: Any) -> web.StreamResponse:
                 "latency_ms": round(elapsed * 1000, 2),
                 "tenant": principal.tenant if principal else None,
                 "key_id": principal.key_id if principal else None,
-                "customer_id": context.customer_id, "remote": request.remote},
+                "customer_id": context.customer_id, "remote": client_address(request)},
                 # Route templates, ids checked on the way in, numbers: nothing here to mask.
                 "fields_safe": True})
         logs.end_request(token)

@@ -22,15 +22,36 @@ DELIVERY_ID = re.compile(r"^dlv_[0-9A-Z]{26}$")
 LOCAL_NAMES = ("localhost", "localhost.localdomain")
 NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+# Ranges Python's `is_global` calls global on some of the versions handoff runs on: local-use
+# NAT64 (RFC 8215) reaches whatever the operator's own translator reaches, and the IPv6
+# documentation range (RFC 9637) names no receiver.
+NOT_GLOBAL = (ipaddress.IPv6Network("64:ff9b:1::/48"), ipaddress.IPv6Network("3fff::/20"))
+# One label of the numeric host forms inet_aton reads: decimal, octal (leading 0) or hex (0x).
+NUMERIC_LABEL = re.compile(r"^(?:0x[0-9a-f]*|[0-9]+)$", re.I)
+
+
+def numeric_host(host: str) -> bool:
+    """Whether `host` is made only of numbers and dots (`127.1`, `2130706433`, `0x7f.0.0.1`,
+    `0177.0.0.1`, `127.0.0.1.`): forms the C library reads as an IPv4 address, though
+    `ipaddress` reads only the canonical dotted quad."""
+    labels = host.rstrip(".").split(".")
+    return all(NUMERIC_LABEL.match(label) for label in labels)
 
 
 def public_address(host: str) -> bool | None:
-    """Whether an IP literal is a public address (None: `host` is a name, not an address)."""
+    """Whether an IP literal is a public address (None: `host` is a name, not an address).
+
+    A host that is no name but not a canonical address either (an IPv4 address spelled any way
+    but as a dotted quad, an IPv6 literal `ipaddress` cannot read) is False: what it reaches
+    depends on who parses it, so it is refused rather than guessed at.
+    """
     try:
         address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
-        return None
+        return False if ":" in host or numeric_host(host) else None
     if isinstance(address, ipaddress.IPv6Address):
+        if any(address in network for network in NOT_GLOBAL):
+            return False
         # IPv6 forms that carry an IPv4 address reach it through a gateway or the kernel:
         # mapped (::ffff:a.b.c.d), 6to4 (2002::/16), NAT64 and the old IPv4-compatible form.
         embedded = address.ipv4_mapped or address.sixtofour
