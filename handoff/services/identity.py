@@ -222,15 +222,29 @@ async def survivor(deps: Deps, tenant: str, cus_id: str, *, pending: bool = Fals
 
 def identity_records(resolved: Resolved, *, channel: str | None, conversation_id: str | None,
                      now_ms: int, change: CustomerWrite) -> None:
-    """Add the body's identities to a customer write: linked ones overwrite, claims only add."""
+    """Add the body's identities to a customer write: linked ones, then claims."""
     for ident in resolved.linked:
-        change.hset.append(("ids", ident.key, codec.pack(
-            {**ident.public(), "state": "linked", "channel": channel,
-             "conversation_id": conversation_id, "at": now_ms})))
+        record_identity(change, ident, state="linked", channel=channel,
+                        conversation_id=conversation_id, now_ms=now_ms)
     for ident in resolved.claims:
-        change.hsetnx.append(("ids", ident.key, codec.pack(
-            {**ident.public(), "state": "claim", "channel": channel,
-             "conversation_id": conversation_id, "at": now_ms})))
+        record_identity(change, ident, state="claim", channel=channel,
+                        conversation_id=conversation_id, now_ms=now_ms)
+
+
+def record_identity(change: CustomerWrite, ident: Ident, *, state: str, channel: str | None,
+                    conversation_id: str | None, now_ms: int) -> None:
+    """Record an identity on a customer write, keeping what an earlier write recorded.
+
+    An identity is first seen once: the channel, conversation and time of the first write that
+    named it stay, whatever a later write says or leaves out (a hand-off without a channel, a
+    retry, another channel). A later write only adds: a channel or conversation where there was
+    none, and `linked` over `claim` (a claim never demotes a linked identity). The store merges
+    in the write script itself, so racing writers cannot undo each other.
+    """
+    change.hmerge.append(("ids", ident.key, codec.pack(
+        {**ident.public(), "state": state, "channel": channel,
+         "conversation_id": conversation_id, "at": now_ms}),
+        ("state",) if state == "linked" else ()))
 
 
 async def retire(deps: Deps, tenant: str, phantom: str, *, into: str) -> None:
@@ -253,13 +267,13 @@ async def write(deps: Deps, tenant: str, cus_id: str, change: CustomerWrite
     """
     for _ in range(MAX_MOVES):
         try:
-            out = await deps.store.write(tenant, cus_id, change, now_ms=deps.now_ms(),
-                                         ttl_ms=deps.retention_ms(tenant))
+            # With the webhook deliveries it owes, recorded in the same script and then queued.
+            out = await deps.outbox.write(tenant, cus_id, change, now_ms=deps.now_ms(),
+                                          ttl_ms=deps.retention_ms(tenant),
+                                          retention_ms=deps.retention_ms(tenant))
         except Gone as exc:
             raise NotFound("the customer no longer exists") from exc
         if not isinstance(out, Moved):
-            await deps.outbox.emit(tenant, cus_id, change, out, now_ms=deps.now_ms(),
-                                   retention_ms=deps.retention_ms(tenant))
             return cus_id, out
         cus_id = out.survivor
     raise NotFound("no such customer")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from handoff.services import identity
 from handoff.services.conversations import conversation_record
 from handoff.services.deps import Deps, Principal
-from handoff.services.privacy import refuse_card_numbers
 from handoff.services.timefmt import moment
 from handoff.store import codec
 from handoff.store.store import CustomerWrite
@@ -15,7 +14,7 @@ from schemas.verification import VerifyIn, VerifyResult
 async def verify(deps: Deps, principal: Principal, body: VerifyIn) -> VerifyResult:
     """Record the verification; the customer who already holds that identity absorbs this one."""
     tenant = principal.tenant
-    refuse_card_numbers((("conversation_id",), body.conversation_id), (("source",), body.source))
+    body = deps.privacy.safe_ids(body, "conversation_id", "source")
     verified = identity.normalise(body.identity, privacy=deps.privacy, tenant=tenant)
     resolved = await identity.resolve_writer(
         deps, principal, conversation_id=body.conversation_id, channel=body.channel,
@@ -48,11 +47,10 @@ async def verify(deps: Deps, principal: Principal, body: VerifyIn) -> VerifyResu
               "verified_at": now, "expires_at": expires, "channel": body.channel,
               "conversation_id": body.conversation_id, "source": body.source,
               "verified_by": principal.key_id}
-    change = CustomerWrite(
-        hset=[("verif", verified.key, codec.pack(record)),
-              ("ids", verified.key, codec.pack({**verified.public(), "state": "linked",
-                                                "channel": body.channel, "at": now}))],
-        events=[("identity.verified", codec.pack(record))])
+    change = CustomerWrite(hset=[("verif", verified.key, codec.pack(record))],
+                           events=[("identity.verified", codec.pack(record))])
+    identity.record_identity(change, verified, state="linked", channel=body.channel,
+                             conversation_id=body.conversation_id, now_ms=now)
     identity.identity_records(resolved, channel=body.channel,
                               conversation_id=body.conversation_id, now_ms=now, change=change)
     if body.conversation_id:
