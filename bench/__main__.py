@@ -140,11 +140,14 @@ def measure_all(bench: Bench, results: Results) -> None:
         stage(bench, "many customers", lambda: _many(bench, results))
 
 
-def run(plan: Plan, procs: Processes, appendfsync: str) -> Results:
+def run(plan: Plan, procs: Processes, appendfsync: str, write_ack: str = "local") -> Results:
     redis_info = start_redis(procs, appendfsync)
+    ack = {"HANDOFF_WRITE_ACK": write_ack}
+    if write_ack == "replica":  # a write is answered once this replica confirms it
+        start_redis(procs, appendfsync, replica_of=redis_info.port)
     baselines.seed(redis_info.url)
-    started = [start_service(procs, redis_info.url),
-               start_service(procs, redis_info.url, workers=2),
+    started = [start_service(procs, redis_info.url, env=ack),
+               start_service(procs, redis_info.url, workers=2, env=ack),
                *(start_baseline(procs, kind, redis_info.url) for kind in scenarios.BASELINES)]
     service, workers, *others = wait_ready(started)
     keys = asyncio.run(mint_keys(redis_info.url))
@@ -152,6 +155,9 @@ def run(plan: Plan, procs: Processes, appendfsync: str) -> Results:
                   redis_url=redis_info.url, workdir=procs.workdir,
                   run_id=secrets.token_hex(4), workers=workers)
     results = Results(facts=facts(plan, redis_info), problems=bench.problems)
+    results.facts["write ack"] = (
+        "replica: each write waits for a replica on the same core as valkey (WAIT 1)"
+        if write_ack == "replica" else "local (the default)")
     measure_all(bench, results)
     return results
 
@@ -169,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="markdown report path")
     parser.add_argument("--appendfsync", choices=("always", "everysec"), default="always",
                         help="Redis fsync policy: always (handoff's durable default) or everysec")
+    parser.add_argument("--write-ack", choices=("local", "replica"), default="local",
+                        help="HANDOFF_WRITE_ACK of the service; replica also starts a replica")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     if (os.cpu_count() or 1) < 2:
@@ -185,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="handoff-bench-") as tmp:
         procs = Processes(Path(tmp))
         try:
-            results = run(plan, procs, args.appendfsync)
+            results = run(plan, procs, args.appendfsync, args.write_ack)
         except (StartError, BudgetExceeded) as exc:
             print(f"bench: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 2

@@ -97,22 +97,28 @@ class RedisInfo:
     appendfsync: str
 
 
-def start_redis(procs: Processes, appendfsync: str = APPENDFSYNC) -> RedisInfo:
+def start_redis(procs: Processes, appendfsync: str = APPENDFSYNC,
+                replica_of: int | None = None) -> RedisInfo:
     """valkey-server from the wheel on a free loopback port, AOF on, fsync on every write
-    unless told otherwise (to show what the per-write fsync itself costs)."""
+    unless told otherwise (to show what the per-write fsync itself costs); with `replica_of`,
+    a replica of the server on that port, in sync when this returns."""
     port = free_port()
-    data = procs.workdir / "redis"
+    name = "valkey-replica" if replica_of else "valkey"
+    data = procs.workdir / name
     data.mkdir()
-    child = procs.spawn("valkey", pinned(CLIENT_CORE, [
+    child = procs.spawn(name, pinned(CLIENT_CORE, [
         str(server_binary()), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
         "--appendonly", "yes", "--appendfsync", appendfsync, "--save", "",
-        "--maxmemory-policy", "noeviction", "--loglevel", "warning"]))
+        "--maxmemory-policy", "noeviction", "--loglevel", "warning",
+        *(["--replicaof", "127.0.0.1", str(replica_of)] if replica_of else [])]))
     client = redis.Redis(port=port, socket_timeout=5)
     deadline = time.monotonic() + START_TIMEOUT
     try:
         while True:
             try:
                 client.ping()
+                if replica_of and client.info("replication").get("master_link_status") != "up":
+                    raise redis.ConnectionError("not in sync yet")
                 break
             except redis.ConnectionError as exc:
                 if child.process.poll() is not None or time.monotonic() > deadline:
@@ -156,8 +162,8 @@ def _wait_http(child: Child, url: str) -> None:
     raise StartError(f"{child.name} did not answer {url}:\n{child.tail()}")
 
 
-def start_service(procs: Processes, redis_url: str, workers: int = 1
-                  ) -> tuple[HttpServer, Child]:
+def start_service(procs: Processes, redis_url: str, workers: int = 1,
+                  env: dict[str, str] | None = None) -> tuple[HttpServer, Child]:
     """`handoff serve` exactly as an operator runs it, against the bench Redis: one process on
     core 0, or `--workers N` free to use both cores (the scale-out figure)."""
     port = free_port()
@@ -167,7 +173,7 @@ def start_service(procs: Processes, redis_url: str, workers: int = 1
         argv += ["--workers", str(workers)]
         name = f"service-{workers}p"
     child = procs.spawn(name, pinned(SERVER_CORE, argv) if workers == 1 else argv,
-                        env={"HANDOFF_REDIS_URL": redis_url})
+                        env={"HANDOFF_REDIS_URL": redis_url, **(env or {})})
     return HttpServer(name, port, child.process.pid), child
 
 

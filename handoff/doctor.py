@@ -10,7 +10,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Literal
 
-from handoff.store.diagnostics import ServerFacts
+from handoff.store.diagnostics import SentinelFacts, ServerFacts
 
 Level = Literal["ok", "warn", "FAIL"]
 MIN_VERSION = (6, 2)  # XRANGE with an exclusive start, used to replay events
@@ -102,6 +102,54 @@ def latency(facts: ServerFacts) -> Finding:
     return Finding("warn" if median > 5 else "ok", "latency", text)
 
 
-def examine(facts: ServerFacts, *, cluster_configured: bool) -> list[Finding]:
-    return [version(facts), *persistence(facts), memory(facts),
-            cluster(facts, configured=cluster_configured), latency(facts)]
+def sentinel(found: SentinelFacts, facts: ServerFacts, *, write_ack: str) -> list[Finding]:
+    """Can the sentinels fail over, is there a replica to fail over to, and what would a
+    failover lose?"""
+    out: list[Finding] = []
+    down = {a: why for a, why in found.sentinels.items() if why != "ok"}
+    answering = len(found.sentinels) - len(down)
+    if not answering:
+        return [Finding("FAIL", "sentinels", "no sentinel answers: "
+                        + "; ".join(f"{a} {w}" for a, w in down.items()))]
+    text = f"{answering} of {len(found.sentinels)} answer for {found.service!r}"
+    if down:
+        out.append(Finding("warn", "sentinels", text + "; not: " + ", ".join(down)))
+    elif len(found.sentinels) < 3:
+        out.append(Finding("warn", "sentinels", text + "; fewer than 3 cannot outvote a "
+                                                       "network partition"))
+    else:
+        out.append(Finding("ok", "sentinels", text))
+    out.append(Finding("ok" if found.quorum_ok else "FAIL", "quorum",
+                       found.quorum or "no sentinel answered CKQUORUM"))
+    reachable = [r for r, state in found.replicas.items() if state == "ok"]
+    if not reachable:
+        out.append(Finding("FAIL", "replicas", "no replica is reachable: a failover has nothing "
+                                               "to promote"
+                           + "".join(f"; {r} {s}" for r, s in found.replicas.items())))
+    else:
+        others = {r: s for r, s in found.replicas.items() if s != "ok"}
+        out.append(Finding("warn" if others else "ok", "replicas",
+                           f"{len(reachable)} reachable ({', '.join(reachable)})"
+                           + "".join(f"; {r} {s}" for r, s in others.items())))
+    minimum = int(facts.config.get("min-replicas-to-write") or 0)
+    if write_ack == "replica":
+        out.append(Finding("ok", "write ack", "HANDOFF_WRITE_ACK=replica: a write is answered "
+                                              "only once a replica has it"))
+    elif minimum >= 1:
+        out.append(Finding("ok", "write ack", f"min-replicas-to-write {minimum}: a primary cut "
+                                              "off from its replicas stops taking writes"))
+    else:
+        out.append(Finding("warn", "write ack",
+                           "writes are acknowledged before a replica has them: a failover "
+                           "loses the last ones; set HANDOFF_WRITE_ACK=replica to lose none, "
+                           "or at least `min-replicas-to-write 1` on the primary"))
+    return out
+
+
+def examine(facts: ServerFacts, *, cluster_configured: bool,
+            sentinels: SentinelFacts | None = None, write_ack: str = "local") -> list[Finding]:
+    found = [version(facts), *persistence(facts), memory(facts),
+             cluster(facts, configured=cluster_configured), latency(facts)]
+    if sentinels is not None:
+        found += sentinel(sentinels, facts, write_ack=write_ack)
+    return found

@@ -11,6 +11,7 @@ from handoff.api import apidocs
 from handoff.api.routing import Routes
 from handoff.api.state import DEPS, OPENAPI, SETTINGS
 from handoff.errors import NotFound, StoreUnavailable, Unauthorized
+from handoff.store.connection import SENTINEL_SCHEME
 from schemas.common import Health
 
 routes = Routes()
@@ -22,12 +23,15 @@ async def healthz(request: web.Request) -> web.StreamResponse:
 
 
 @routes.route("GET", "/readyz", roles=None, response=Health,
-              summary="Ready to serve: Redis answers")
+              summary="Ready to serve: Redis answers (with sentinels: a primary does)")
 async def readyz(request: web.Request) -> web.StreamResponse:
     try:
         await request.app[DEPS].store.ping()
     except StoreUnavailable:
-        return web.json_response({"status": "unavailable", "redis": "down"}, status=503,
+        # With sentinels, a failover in progress is the usual reason: say so.
+        sentinels = (request.app[SETTINGS].store_url or "").startswith(SENTINEL_SCHEME)
+        state = "no primary" if sentinels else "down"
+        return web.json_response({"status": "unavailable", "redis": state}, status=503,
                                  headers={"Retry-After": "2"})
     return web.json_response({"status": "ok", "redis": "up"})
 

@@ -65,9 +65,15 @@ class Deliverer:
     async def run(self) -> None:
         """Deliver until cancelled; Redis being away only pauses it."""
         outbox = self.deps.outbox
+        swept = 0
         while True:
             outbox.queued.clear()
             try:
+                now = self.deps.now_ms()
+                if now - swept >= outbox.lease_ms // 2:
+                    # Deliveries whose writer died before queuing them (see outbox.py).
+                    swept = now
+                    await outbox.sweep(now, self.deps.retention_ms)
                 busy = await self.round()
             except HandoffError as exc:
                 log.warning("webhook deliveries paused: %s", exc.detail)

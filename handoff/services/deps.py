@@ -48,7 +48,9 @@ class Deps:
     def __post_init__(self) -> None:
         object.__setattr__(self, "privacy", Privacy(self.settings, self.store.digester.digest))
         object.__setattr__(self, "briefs", Memo(size=self.settings.brief_cache_size, ttl=300.0))
-        object.__setattr__(self, "outbox", Outbox(self.store))
+        object.__setattr__(self, "outbox", Outbox(
+            self.store, lease_ms=int(self.settings.webhook_outbox_lease_seconds * 1000),
+            crash_before_enqueue=self.settings.fault_crash_before_enqueue))
 
     def now_ms(self) -> int:
         return self.clock()

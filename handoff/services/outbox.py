@@ -1,27 +1,39 @@
 """The webhook outbox: every customer write queues a delivery per matching subscription.
 
-Called from the one place every customer write goes through (`identity.write`), after the write
-script succeeded and before the request is answered, so an acknowledged write has its
-deliveries in Redis. A tenant without subscriptions costs one in-process lookup: its (empty)
-subscription list is remembered briefly, and dropped on every process as soon as any process
-changes it (the invalidation stream).
+Every customer write goes through `Outbox.write` (from `identity.write`). The deliveries a write
+owes are decided before it (their ids included) and recorded by the write script itself, in the
+customer's own hash slot: an acknowledged write has its deliveries in Redis, whatever happens
+next. They are then queued in the tenant's delivery queue (another slot, so another step) and
+their outbox entries deleted. A process that dies between the two leaves the entries behind;
+whichever process next writes to that customer, or the sweeper every process runs, queues them
+once they are older than a lease (`HANDOFF_WEBHOOK_OUTBOX_LEASE_SECONDS`), with the same
+delivery ids, so receivers de-duplicate them as any other at-least-once delivery.
+
+A tenant without subscriptions costs one in-process lookup: its (empty) subscription list is
+remembered briefly, and dropped on every process as soon as any process changes it (the
+invalidation stream).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from handoff import ids, metrics
 from handoff.memo import Memo
-from handoff.store import Store
-from handoff.store.store import CustomerWrite, Written
-from handoff.store.webhooks import Delivery
+from handoff.store import Store, codec
+from handoff.store.store import CustomerWrite, Moved, OutboxEntries, Written
+from handoff.store.webhooks import Delivery, Owed
 
 NOTICE = "webhooks"
 CACHE_SECONDS = 5.0
 OUTCOMES = ("queued", "delivered", "failed", "dead", "dropped", "lost")
+# Outbox entries taken over at once, per customer and per sweep.
+SWEEP_LIMIT = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +50,11 @@ class Subscription:
 class Outbox:
     """Queues deliveries; counts what became of them (for metrics)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, lease_ms: int = 30_000,
+                 crash_before_enqueue: bool = False) -> None:
         self.store = store
+        self.lease_ms = lease_ms
+        self.crash_before_enqueue = crash_before_enqueue
         self.remembered: Memo[str, tuple[Subscription, ...]] = Memo(size=10_000,
                                                                       ttl=CACHE_SECONDS)
         self.counts: Counter[str] = Counter({name: 0 for name in OUTCOMES})
@@ -69,32 +84,80 @@ class Outbox:
         """How the delivery index names a customer (keyed, like every other index)."""
         return self.store.digester.digest(f"webhook\x00{customer_id}")
 
-    async def emit(self, tenant: str, customer_id: str, change: CustomerWrite,
-                   written: Written, *, now_ms: int, retention_ms: int) -> None:
-        """Queue the write's events (turns actually appended, then the rest) for delivery."""
-        subscriptions = await self.subscriptions(tenant)
+    async def write(self, tenant: str, customer_id: str, change: CustomerWrite, *,
+                    now_ms: int, ttl_ms: int, retention_ms: int) -> Written | Moved:
+        """Apply a customer write with the webhook deliveries it owes (turns actually
+        appended, then the other events), then queue those for delivery."""
+        entries = self._entries(await self.subscriptions(tenant), change, now_ms)
+        if entries is not None:
+            # Before the write: the sweeper then knows where to look if we die after it.
+            await self.store.webhooks.note_outbox(tenant, customer_id, now_ms)
+        out = await self.store.write(tenant, customer_id, change, now_ms=now_ms,
+                                     ttl_ms=ttl_ms, outbox=entries)
+        if isinstance(out, Written) and out.owed:
+            if self.crash_before_enqueue:
+                # A test's fault: die exactly where a crash would lose deliveries without the
+                # outbox (after the write, before the delivery queue has them).
+                os.kill(os.getpid(), signal.SIGKILL)
+            await self._queue(tenant, customer_id, out.owed, now_ms=now_ms,
+                              retention_ms=retention_ms)
+        return out
+
+    def _entries(self, subscriptions: tuple[Subscription, ...], change: CustomerWrite,
+                 now_ms: int) -> OutboxEntries | None:
+        """The outbox entries a write would owe, ids and all; None if it owes nothing."""
         if not subscriptions:
-            return
-        events = [("turn.appended", "turn", record, cursor)
-                  for (_, record), cursor in zip(change.turns, written.cursors, strict=True)
-                  if cursor]
-        events += [(kind, kind, record, "") for kind, record in change.events]
+            return None
+        events = [(f"t{n}", "turn.appended", "turn") for n in range(1, len(change.turns) + 1)]
+        events += [(f"e{n}", kind, kind) for n, (kind, _) in enumerate(change.events, 1)]
+        entries = []
+        for ref, event_type, kind in events:
+            wanted = [s.id for s in subscriptions if s.wants(event_type)]
+            if not wanted:
+                continue
+            event_id = f"evt_{ids.ulid(now_ms)}"
+            info = codec.pack({"event": event_id, "type": event_type, "kind": kind,
+                               "ms": now_ms,
+                               "to": [[f"dlv_{ids.ulid(now_ms)}", w] for w in wanted]})
+            entries.append((ref, f"{now_ms}:{event_id}", info))
+        return OutboxEntries(now_ms - self.lease_ms, entries) if entries else None
+
+    async def _queue(self, tenant: str, customer_id: str, owed: list[Owed], *, now_ms: int,
+                     retention_ms: int) -> None:
+        """Put owed deliveries in the tenant's queue, then strike them from the outbox."""
         digest = self.customer_digest(customer_id)
         deliveries = []
-        for event_type, kind, record, cursor in events:
-            event_id = f"evt_{ids.ulid(now_ms)}"
+        for entry in owed:
+            info = codec.unpack(entry.info)
             deliveries += [
-                Delivery(id=f"dlv_{ids.ulid(now_ms)}", webhook=s.id, event_id=event_id,
-                         type=event_type, kind=kind, record=record, cursor=cursor,
-                         customer=customer_id, created_ms=now_ms, attempts=0,
-                         customer_digest=digest)
-                for s in subscriptions if s.wants(event_type)]
-        if not deliveries:
-            return
+                Delivery(id=delivery_id, webhook=webhook, event_id=info["event"],
+                         type=info["type"], kind=info["kind"], record=entry.record,
+                         cursor=entry.cursor, customer=customer_id, created_ms=info["ms"],
+                         attempts=0, customer_digest=digest)
+                for delivery_id, webhook in info["to"]]
         await self.store.webhooks.enqueue(tenant, digest, deliveries, due_ms=now_ms,
                                           retention_ms=retention_ms)
+        await self.store.webhooks.outbox_done(tenant, customer_id, [e.field for e in owed])
         self.count("queued", len(deliveries))
         self.queued.set()
+
+    async def sweep(self, now_ms: int, retention_ms: Callable[[str], int]) -> int:
+        """Queue the deliveries of customers that went quiet with outbox entries left over (a
+        process died between a write and its queuing); how many events were recovered."""
+        stale_before = now_ms - self.lease_ms
+        recovered = 0
+        for tenant, customer_id in await self.store.webhooks.quiet_outboxes(
+                await self.store.tenants(), stale_before, SWEEP_LIMIT):
+            owed, left = await self.store.webhooks.claim_outbox(
+                tenant, customer_id, now_ms=now_ms, stale_before_ms=stale_before,
+                limit=SWEEP_LIMIT)
+            if owed:
+                await self._queue(tenant, customer_id, owed, now_ms=now_ms,
+                                  retention_ms=retention_ms(tenant))
+                recovered += len(owed)
+            if not left:
+                await self.store.webhooks.unindex_outbox(tenant, customer_id, stale_before)
+        return recovered
 
     def count(self, outcome: str, n: int = 1) -> None:
         """Record `n` deliveries queued, or attempts that ended `outcome`."""

@@ -17,6 +17,11 @@ def unpack(raw: bytes | None) -> Any:
     return msgpack.unpackb(raw, raw=False, strict_map_key=False)
 
 
+def unpack_bytes(raw: bytes) -> Any:
+    """msgpack packed by a Lua script, whose strings are bytes (cmsgpack knows no other kind)."""
+    return msgpack.unpackb(raw, raw=True)
+
+
 def text(raw: bytes | str | None) -> str | None:
     if raw is None:
         return None

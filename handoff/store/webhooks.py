@@ -20,6 +20,27 @@ FIELDS = ("id", "webhook", "event_id", "type", "t", "d", "c", "customer", "creat
 
 
 @dataclass(frozen=True)
+class Owed:
+    """An outbox entry: one event a customer write owes its subscriptions. `info` is what the
+    service recorded before the write (ids, type; msgpack), `record` and `cursor` what the
+    write stored (the cursor of an appended turn, else empty)."""
+
+    field: str
+    info: bytes
+    record: bytes
+    cursor: str
+
+    @classmethod
+    def parse(cls, flat: list[bytes]) -> list[Owed]:
+        """From `[field, msgpack [info, record, cursor], ...]`, as the scripts answer."""
+        out = []
+        for i in range(0, len(flat), 2):
+            info, record, cursor = codec.unpack_bytes(flat[i + 1])
+            out.append(cls(flat[i].decode(), info, record, cursor.decode()))
+        return out
+
+
+@dataclass(frozen=True)
 class Delivery:
     """One event on its way to one subscription; `record` is the event as stored (msgpack)."""
 
@@ -76,6 +97,8 @@ class WebhookStore:
         self._claim: scripts.Runner = client.register_script(scripts.WEBHOOK_CLAIM)
         self._settle: scripts.Runner = client.register_script(scripts.WEBHOOK_SETTLE)
         self._redeliver: scripts.Runner = client.register_script(scripts.WEBHOOK_REDELIVER)
+        self._outbox_claim: scripts.Runner = client.register_script(scripts.OUTBOX_CLAIM)
+        self._outbox_unindex: scripts.Runner = client.register_script(scripts.OUTBOX_UNINDEX)
 
     # -- subscriptions -----------------------------------------------------------------------
 
@@ -126,6 +149,46 @@ class WebhookStore:
                 argv += [name, value]
         with map_exceptions():
             await self._enqueue(keys=names, args=argv)
+
+    # -- the outbox: deliveries recorded with the customer write that owes them ----------------
+
+    async def note_outbox(self, tenant: str, customer_id: str, now_ms: int) -> None:
+        """Before a write that may owe deliveries: the sweeper will look at this customer."""
+        with map_exceptions():
+            await self.client.zadd(keys.webhook_outbox(tenant), {customer_id: now_ms}, gt=True)
+
+    async def outbox_done(self, tenant: str, customer_id: str, fields: list[str]) -> None:
+        """The deliveries of these outbox entries are in the tenant's queue now."""
+        if fields:
+            with map_exceptions():
+                await self.client.hdel(keys.customer(tenant, customer_id).outbox, *fields)
+
+    async def quiet_outboxes(self, tenants: list[str], stale_before_ms: int, limit: int
+                             ) -> list[tuple[str, str]]:
+        """(tenant, customer) pairs noted before `stale_before_ms`, one round trip."""
+        if not tenants:
+            return []
+        with map_exceptions():
+            async with self.client.pipeline(transaction=False) as pipe:
+                for tenant in tenants:
+                    pipe.zrangebyscore(keys.webhook_outbox(tenant), "-inf",
+                                       f"({stale_before_ms}", start=0, num=limit)
+                found = await pipe.execute()
+        return [(t, c.decode()) for t, ids in zip(tenants, found, strict=True) for c in ids]
+
+    async def claim_outbox(self, tenant: str, customer_id: str, *, now_ms: int,
+                           stale_before_ms: int, limit: int) -> tuple[list[Owed], int]:
+        """Outbox entries older than `stale_before_ms`, taken over; and how many are left."""
+        with map_exceptions():
+            taken, left = await self._outbox_claim(
+                keys=[keys.customer(tenant, customer_id).outbox],
+                args=[now_ms, stale_before_ms, limit])
+        return Owed.parse(taken), int(left)
+
+    async def unindex_outbox(self, tenant: str, customer_id: str, stale_before_ms: int) -> None:
+        with map_exceptions():
+            await self._outbox_unindex(keys=[keys.webhook_outbox(tenant)],
+                                       args=[customer_id, stale_before_ms])
 
     async def tenants_due(self, tenants: list[str], now_ms: int) -> list[str]:
         """The tenants with at least one delivery due now (one round trip)."""

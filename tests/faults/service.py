@@ -26,7 +26,8 @@ def _env(redis_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     # The test run's own settings (and a multiprocess metrics folder) are not the service's.
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("HANDOFF_") and k != "PROMETHEUS_MULTIPROC_DIR"}
-    env["HANDOFF_REDIS_URL"] = redis_url
+    if redis_url:  # none: the service finds Redis some other way (HANDOFF_REDIS_SENTINELS)
+        env["HANDOFF_REDIS_URL"] = redis_url
     env.update(extra or {})
     return env
 
