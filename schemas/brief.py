@@ -45,6 +45,19 @@ class Flag(Record):
     phrase: str | None = None
 
 
+class HumanContact(Record):
+    """How the customer's last conversation with a person ended: who, how, and their note, for
+    the bot or AI agent that talks to them next."""
+
+    handoff_id: str
+    agent_id: str
+    status: str
+    outcome: str
+    note: str | None = None
+    handed_back_to: str | None = None
+    at: datetime | None = None
+
+
 class Merge(Record):
     customer_id: str
     via: str
@@ -63,6 +76,7 @@ class Brief(Record):
     turns: list[Turn]
     flags: list[Flag]
     merges: list[Merge] = []
+    last_human_contact: HumanContact | None = None
     summary: str | None = None
     generated_at: datetime
 

@@ -22,6 +22,9 @@ APPEND_TURNS: dict[str, Any] = {
 APPEND_RESULT: dict[str, Any] = {
     "customer_id": CUSTOMER, "conversation_id": "web-7f3a", "appended": 2, "duplicates": 0}
 
+HAND_BACK_IN: dict[str, Any] = {
+    "note": "Refunded the duplicate charge on order A-1001; confirmation email sent.",
+    "to": "bot", "outcome": "resolved"}
 HANDOFF_IN: dict[str, Any] = {
     "customer": {"identities": [CHAT]}, "conversation_id": "web-7f3a",
     "reason": "customer_request", "priority": 2, "queue": "billing",

@@ -8,10 +8,20 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, StringConstraints
 
 from schemas import examples as ex
-from schemas.common import Channel, CustomerRef, Model, Name, Record, ShortText, Slug
+from schemas.common import (
+    Channel,
+    ConversationId,
+    CustomerRef,
+    Model,
+    Name,
+    Record,
+    ShortText,
+    Slug,
+)
 
 Reason = Literal["customer_request", "bot_failure", "high_value", "frustration", "risk", "policy"]
-Status = Literal["pending", "accepted", "resolved", "cancelled", "expired"]
+Status = Literal["pending", "accepted", "resolved", "cancelled", "expired", "handed_back"]
+Outcome = Literal["resolved", "needs_follow_up"]
 Priority = Annotated[int, Field(ge=1, le=5, description="1 is the most urgent")]
 
 
@@ -19,7 +29,7 @@ class HandoffIn(Model):
     model_config = ConfigDict(json_schema_extra=ex.examples(ex.HANDOFF_IN))
 
     customer: CustomerRef | None = None
-    conversation_id: Name | None = None
+    conversation_id: ConversationId | None = None
     channel: Channel | None = None
     source: Name | None = None
     reason: Reason
@@ -51,6 +61,9 @@ class Handoff(Record):
     accepted_at: datetime | None = None
     closed_at: datetime | None = None
     note: str | None = None
+    outcome: Outcome | None = Field(default=None, description="how a handed-back hand-off ended")
+    handed_back_to: str | None = Field(
+        default=None, description="`bot`, or the queue a hand-back sent the customer to")
     continuation_code: str | None = None
     continuation_expires_at: datetime | None = None
 
@@ -66,6 +79,18 @@ class ResolveIn(Model):
     note: ShortText | None = None
 
 
+class HandBackIn(Model):
+    """An agent gives the customer back to the bot (or to a queue) with a note the bot continues
+    from; the note, outcome and agent join the customer's brief as its last human contact."""
+
+    model_config = ConfigDict(json_schema_extra=ex.examples(ex.HAND_BACK_IN))
+
+    note: Annotated[str, StringConstraints(min_length=1, max_length=4000)]
+    to: Annotated[Slug, Field(description="`bot`, or a queue")] = "bot"
+    outcome: Outcome = "resolved"
+    agent_id: Name | None = None
+
+
 class CancelIn(Model):
     note: ShortText | None = None
 
@@ -74,7 +99,7 @@ class RedeemIn(Model):
     model_config = ConfigDict(json_schema_extra=ex.examples(ex.REDEEM_IN))
 
     customer: CustomerRef | None = None
-    conversation_id: Name
+    conversation_id: ConversationId
     channel: Channel = "voice"
     source: Name | None = None
 

@@ -11,7 +11,8 @@ from pydantic import AfterValidator, Field, StringConstraints
 from schemas.common import Model, Record
 
 EventType = Literal["handoff.requested", "handoff.accepted", "handoff.resolved",
-                    "handoff.cancelled", "handoff.expired", "identity.verified",
+                    "handoff.cancelled", "handoff.expired", "handoff.handed_back",
+                    "identity.verified",
                     "turn.appended", "customer.merged", "fact.set", "continuation.redeemed",
                     "*"]
 EVENT_TYPES: tuple[str, ...] = tuple(t for t in get_args(EventType) if t != "*")

@@ -59,6 +59,7 @@ REDEEM_BODY: Json = {"customer": phone_customer("+15550109999"), "conversation_i
                      "channel": "voice", "source": "acme-ivr"}
 ACCEPT_BODY: Json = {"agent_id": "agent-7"}
 RESOLVE_BODY: Json = {"agent_id": "agent-7", "note": "refunded"}
+HAND_BACK_BODY: Json = {"note": "refunded; confirmation sent", "to": "bot", "outcome": "resolved"}
 CANCEL_BODY: Json = {"note": "the customer hung up"}
 KEY_BODY: Json = {"role": "bot", "name": "night-bot"}
 ROTATE_BODY: Json = {"grace_seconds": 60}
@@ -113,14 +114,15 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/handoffs", ("agent",), foreign="empty",
           queries=("", "?queue=billing", "?status=accepted&queue=billing")),
     Route("GET", "/v1/handoffs/events", ("agent",), foreign="stream"),
-    Route("GET", "/v1/handoffs/{handoff}", ("agent",)),
+    Route("GET", "/v1/handoffs/{handoff}", ("bot", "ivr", "agent")),
     Route("POST", "/v1/handoffs/{handoff}/accept", ("agent",), ACCEPT_BODY),
     Route("POST", "/v1/handoffs/{handoff}/resolve", ("agent",), RESOLVE_BODY),
+    Route("POST", "/v1/handoffs/{handoff}/hand-back", ("agent",), HAND_BACK_BODY),
     Route("POST", "/v1/handoffs/{handoff}/cancel", ("bot", "ivr"), CANCEL_BODY),
     Route("POST", "/v1/continuations/{code}/redeem", ("ivr",), REDEEM_BODY),
-    Route("GET", "/v1/customers/{ref}/context", ("agent",)),
+    Route("GET", "/v1/customers/{ref}/context", ("bot", "ivr", "agent")),
     Route("GET", "/v1/customers/{ref}/turns", ("agent",)),
-    Route("GET", "/v1/customers/{ref}/events", ("agent",)),
+    Route("GET", "/v1/customers/{ref}/events", ("bot", "ivr", "agent")),
     Route("DELETE", "/v1/customers/{ref}", ("admin",)),
     Route("GET", "/v1/admin/audit", ("admin",), foreign="empty",
           queries=("", "?customer={ref}")),
@@ -136,7 +138,8 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/admin/webhooks/{webhook}/dead-letters/{delivery}/redeliver", ("admin",),
           status=202),
     Route("POST", "/v1/desk/tokens", ("agent",), TOKEN_BODY, foreign="token"),
-    Route("POST", "/v1/customers/{ref}/reask-check", ("agent",), REASK_BODY),
+    Route("POST", "/v1/customers/{ref}/reask-check", ("bot", "ivr", "agent"), REASK_BODY),
+    Route("GET", "/v1/whoami", ROLES, foreign="own"),
 )
 WRITES = tuple(r for r in ROUTES if r.body is not None)
 BY_ID = {r.id: r for r in ROUTES}

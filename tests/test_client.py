@@ -85,6 +85,8 @@ async def test_every_route_has_a_client_method_and_the_whole_story_runs_through_
         assert (await bot.ready()).redis == "up"
         assert "handoff_http_requests_total" in await bot.metrics()
         assert "/v1/handoffs" in (await bot.openapi())["paths"]
+        me = await ivr.whoami()
+        assert (me.tenant, me.role, me.id.startswith("key_")) == ("acme", "ivr", True)
 
         queue = await agent.queue_events().open()
         appended = await bot.append_turns("web-7f3a", AppendTurns(
@@ -168,6 +170,13 @@ async def test_every_route_has_a_client_method_and_the_whole_story_runs_through_
                                            "reason": "bot_failure"})
         cancelled = await bot.cancel(second.id, note="the customer hung up")
         assert cancelled.status == "cancelled"
+        third = await bot.request_handoff({"customer": CHAT, "conversation_id": "web-7f3a",
+                                          "reason": "bot_failure"})
+        await agent.accept(third.id, "agent-7")
+        back = await agent.hand_back(third.id, "refund on its way", outcome="needs_follow_up")
+        assert (back.status, back.handed_back_to, back.outcome) == (
+            "handed_back", "bot", "needs_follow_up")
+        assert (await bot.get_handoff(third.id)).note == "refund on its way"
 
         audit = await admin.audit(customer=customer)
         assert {"context", "accept"} <= {e.what for e in audit.items}

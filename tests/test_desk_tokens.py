@@ -105,8 +105,23 @@ async def test_the_token_accepts_and_replies_only_as_its_own_agent(
     assert_problem(as_customer, 403)
 
 
+async def test_the_token_ends_only_its_own_agents_handoff_by_resolving_or_handing_back(
+        client: Client, keys: Keys) -> None:
+    world = await build_world(client, keys)
+    mine, theirs = bearer(await mint(client, keys, "agent-7")), bearer(
+        await mint(client, keys, "agent-9"))
+    await ok(client, "POST", f"/v1/handoffs/{world.handoff_id}/accept", mine,
+             {"agent_id": "agent-7"})
+    for path, body in ((f"/v1/handoffs/{world.handoff_id}/resolve", RESOLVE_BODY),
+                       (f"/v1/handoffs/{world.handoff_id}/hand-back", {"note": "done"})):
+        refused = await call(client, "POST", path, headers=theirs, json_body=body)
+        assert "agent-7" in assert_problem(refused, 409)["detail"]
+    back = await ok(client, "POST", f"/v1/handoffs/{world.handoff_id}/hand-back", mine,
+                    {"note": "Refund re-issued", "agent_id": "agent-9"})
+    assert (back["status"], back["agent_id"]) == ("handed_back", "agent-7")
+
+
 ELSEWHERE = [("PUT", "/v1/customers/{customer}/facts", FACTS_BODY),
-             ("POST", "/v1/handoffs/{handoff}/resolve", RESOLVE_BODY),
              ("GET", "/v1/admin/keys", None),
              ("POST", "/v1/desk/tokens", {"agent_id": "agent-7"}),
              ("GET", "/v1/admin/audit", None)]

@@ -274,10 +274,23 @@ async def test_another_tenants_agent_cannot_follow_the_customer(client: Client,
     assert r.content_type == "application/problem+json"
 
 
-async def test_a_bot_key_cannot_follow_a_customers_events(client: Client, keys: Keys) -> None:
+async def test_a_bot_key_follows_its_chat_customer_but_finds_no_one_by_other_identities(
+        client: Client, keys: Keys) -> None:
     cus_id = await say(client, keys, "t1", "hello")
-    r = await client.get(f"/v1/customers/{cus_id}/events", headers=keys("bot"))
-    assert r.status == 403
+    async with client.get(f"/v1/customers/{cus_id}/events", headers=keys("bot")) as r:
+        assert r.status == 200
+    async with client.get(f"/v1/customers/chat:{VISITOR['value']}/events",
+                          headers=keys("bot")) as r:
+        assert r.status == 200
+    r = await client.post("/v1/verifications", headers=keys("ivr"), json={
+        "customer": {"identities": [VISITOR]}, "channel": "chat",
+        "identity": {"kind": "account", "value": "88812345"}, "method": "pin"})
+    assert r.status == 200, await r.text()
+    r = await client.get("/v1/customers/account:88812345/events", headers=keys("agent"))
+    assert r.status == 200
+    r.close()
+    r = await client.get("/v1/customers/account:88812345/events", headers=keys("bot"))
+    assert r.status == 404
 
 
 # -- the tenant's queue ------------------------------------------------------------------------

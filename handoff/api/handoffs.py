@@ -8,6 +8,7 @@ from handoff import metrics
 from handoff.api import params
 from handoff.api.bodies import parse, render
 from handoff.api.desk import panel_url, token_for
+from handoff.api.remote import client_address
 from handoff.api.routing import Query, Routes
 from handoff.api.state import DEPS, PRINCIPAL
 from handoff.errors import Forbidden, Unprocessable
@@ -15,7 +16,7 @@ from handoff.services import audit, brief, handoffs
 from handoff.store.store import HANDOFF_STATUSES
 from schemas.brief import AcceptResult
 from schemas.common import Page
-from schemas.handoffs import AcceptIn, CancelIn, Handoff, HandoffIn, ResolveIn
+from schemas.handoffs import AcceptIn, CancelIn, HandBackIn, Handoff, HandoffIn, ResolveIn
 
 routes = Routes()
 IDEMPOTENCY = Query("Idempotency-Key", "a retry with the same key answers the first hand-off")
@@ -40,7 +41,8 @@ async def create(request: web.Request) -> web.StreamResponse:
 @routes.route("GET", "/v1/handoffs", roles=("agent",), response=Page[Handoff], desk=True,
               summary="The queue: most urgent first (priority 1), then oldest first",
               query=(Query("queue", "one queue; all queues when absent", params.SLUG_SCHEMA),
-                     Query("status", "pending (default), accepted, resolved, cancelled, expired",
+                     Query("status", "pending (default), accepted, resolved, cancelled, "
+                                     "expired, handed_back",
                            {"type": "string", "enum": list(HANDOFF_STATUSES)}),
                      Query("before", "the `next` of the previous page", params.NAME_SCHEMA),
                      Query("limit", "page size (default 50, at most 500)",
@@ -54,7 +56,8 @@ async def listing(request: web.Request) -> web.StreamResponse:
     return render(request, page)
 
 
-@routes.route("GET", "/v1/handoffs/{id}", roles=("agent",), response=Handoff, desk=True,
+@routes.route("GET", "/v1/handoffs/{id}", roles=("bot", "ivr", "agent"), response=Handoff,
+              desk=True,
               summary="One hand-off")
 async def get_one(request: web.Request) -> web.StreamResponse:
     return render(request, await handoffs.get(request.app[DEPS], request[PRINCIPAL],
@@ -66,14 +69,16 @@ async def get_one(request: web.Request) -> web.StreamResponse:
               summary="Claim a hand-off atomically: 200 with the brief, 409 if taken")
 async def accept(request: web.Request) -> web.StreamResponse:
     deps, principal = request.app[DEPS], request[PRINCIPAL]
-    body = await parse(request, AcceptIn)
+    # A card-like agent id is held, compared, audited and signed into the panel token digested.
+    body = deps.privacy.safe_ids(await parse(request, AcceptIn), "agent_id")
     if principal.desk and body.agent_id != principal.agent_id:
         raise Forbidden(f"this panel is signed in for {principal.agent_id}")
     record = await handoffs.accept(deps, principal, request.match_info["id"], body.agent_id)
     context, tag = await brief.build(deps, principal.tenant, record.customer_id,
                                      deps.settings.brief_turns)
     await audit.record(deps, principal, context.customer.id, "accept",
-                       audit.Viewer(agent_id=body.agent_id, address=request.remote))
+                       audit.Viewer(agent_id=body.agent_id,
+                                    address=client_address(request)))
     token, _ = token_for(request, principal, body.agent_id)
     response = render(request, AcceptResult(handoff=record, context=context,
                                             panel_url=panel_url(request, token, record.id)),
@@ -83,11 +88,25 @@ async def accept(request: web.Request) -> web.StreamResponse:
 
 
 @routes.route("POST", "/v1/handoffs/{id}/resolve", roles=("agent",), body=ResolveIn,
-              body_optional=True, response=Handoff, summary="Close a hand-off as resolved")
+              body_optional=True, response=Handoff, desk=True,
+              summary="Close a hand-off as resolved")
 async def resolve(request: web.Request) -> web.StreamResponse:
+    principal = request[PRINCIPAL]
     body = await parse(request, ResolveIn, optional=True)
-    record = await handoffs.resolve(request.app[DEPS], request[PRINCIPAL],
-                                    request.match_info["id"], body.agent_id, body.note)
+    # A panel resolves as its own agent, whatever the body says.
+    agent_id = principal.agent_id or body.agent_id
+    record = await handoffs.resolve(request.app[DEPS], principal, request.match_info["id"],
+                                    agent_id, body.note)
+    return render(request, record)
+
+
+@routes.route("POST", "/v1/handoffs/{id}/hand-back", roles=("agent",), body=HandBackIn,
+              response=Handoff, desk=True,
+              summary="Give the customer back to the bot (or a queue) with a note")
+async def hand_back(request: web.Request) -> web.StreamResponse:
+    body = await parse(request, HandBackIn)
+    record = await handoffs.hand_back(request.app[DEPS], request[PRINCIPAL],
+                                      request.match_info["id"], body)
     return render(request, record)
 
 

@@ -29,12 +29,14 @@ from handoff.client.retry import NO_RETRY, RETRY_STATUSES, RetryPolicy, parse_re
 from handoff.client.sse import EventStream
 from schemas.admin import ApiKey, AuditEntry, Erasure, KeyIn, NewKey, RotateIn
 from schemas.brief import AcceptResult, Brief
+from schemas.caller import Caller
 from schemas.common import Health, Page, Problem
 from schemas.conversations import AppendResult, AppendTurns, FactsResult, PutFacts, Turn
 from schemas.desk import DeskToken, ReaskCheck, ReaskCheckIn, TokenIn
 from schemas.handoffs import (
     AcceptIn,
     CancelIn,
+    HandBackIn,
     Handoff,
     HandoffIn,
     RedeemIn,
@@ -269,6 +271,15 @@ class HandoffClient:
         return await self._call(Handoff, "POST", f"/v1/handoffs/{ref(handoff_id)}/resolve",
                                 body=ResolveIn(**fields), idempotent=False)
 
+    async def hand_back(self, handoff_id: str, note: str, *, to: str = "bot",
+                        outcome: Literal["resolved", "needs_follow_up"] = "resolved",
+                        agent_id: str | None = None) -> Handoff:
+        """Give the customer back to the bot (or a queue) with a note the bot continues from
+        (agent keys, on a hand-off they accepted)."""
+        body = HandBackIn(note=note, to=to, outcome=outcome, agent_id=agent_id)
+        return await self._call(Handoff, "POST", f"/v1/handoffs/{ref(handoff_id)}/hand-back",
+                                body=body, idempotent=False)
+
     async def context(self, customer: str, *, turns: int | None = None,
                       cached: BriefSnapshot | None = None) -> BriefSnapshot:
         """The brief. Pass the previous snapshot as `cached`: if nothing changed the service
@@ -413,6 +424,13 @@ class HandoffClient:
             Redelivery, "POST",
             f"/v1/admin/webhooks/{ref(webhook_id)}/dead-letters/{ref(delivery_id)}/redeliver",
             idempotent=False, ok=(202,))
+
+    # -- any key --------------------------------------------------------------------------
+
+    async def whoami(self) -> Caller:
+        """The key this client calls with: its tenant, role and id (UnauthorizedError if it is
+        unknown, revoked or expired)."""
+        return await self._call(Caller, "GET", "/v1/whoami")
 
     # -- operations -----------------------------------------------------------------------
 

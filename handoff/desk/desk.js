@@ -14,7 +14,7 @@
   const CHANNELS = { voice: 'IVR', chat: 'chat', sms: 'SMS', email: 'email', social: 'social',
     other: 'other' };
   const QUEUE_EVENTS = ['handoff.requested', 'handoff.accepted', 'handoff.resolved',
-    'handoff.cancelled', 'handoff.expired'];
+    'handoff.cancelled', 'handoff.expired', 'handoff.handed_back'];
   const CUSTOMER_EVENTS = ['fact.set', 'identity.verified', 'continuation.redeemed',
     'customer.merged', 'reask', ...QUEUE_EVENTS];
   const state = { agent: '', expires: 0, brief: null, handoff: null, queue: [],
@@ -182,6 +182,8 @@
     renderFacts(brief);
     renderJourney(brief);
     renderFlags(brief);
+    renderContact(brief);
+    renderClose();
     $('turns').textContent = '';
     state.turns.clear();
     for (const turn of brief.turns) addTurn(turn, false);
@@ -327,6 +329,56 @@
     state.reloadTimer = setTimeout(() => reloadBrief().catch(() => {}), ms);
   }
 
+  function renderContact(brief) {
+    const contact = brief.last_human_contact;
+    $('contact-box').hidden = !contact;
+    if (!contact) return;
+    const how = contact.status === 'handed_back'
+      ? `handed back to ${contact.handed_back_to || 'the bot'}` : contact.status;
+    $('contact').textContent = `${contact.agent_id} ${how} at ${clock(contact.at)} ` +
+      `(${contact.outcome.replace(/_/g, ' ')}): ${contact.note || 'no note'}`;
+  }
+
+  // -- ending the hand-off: back to the bot with a note, or resolved ---------------------------
+
+  function renderClose() {
+    const ho = state.handoff;
+    $('close').hidden = !(ho && ho.status === 'accepted' && ho.agent_id === state.agent);
+  }
+
+  async function closeHandoff(kind) {
+    const ho = state.handoff;
+    if (!ho) return;
+    const note = $('close-note').value.trim();
+    if (kind === 'hand-back' && !note) {
+      setStatus('close-status', 'Write a note for the bot first: it continues from it.', true);
+      $('close-note').focus();
+      return;
+    }
+    const body = kind === 'hand-back'
+      ? { note, to: 'bot', outcome: $('follow-up').checked ? 'needs_follow_up' : 'resolved' }
+      : (note ? { note } : {});
+    for (const id of ['hand-back', 'resolve']) $(id).disabled = true;
+    try {
+      const { status, data } = await api('POST',
+        `/v1/handoffs/${encodeURIComponent(ho.id)}/${kind}`, body);
+      if (status === 200) {
+        state.handoff = data;
+        $('close-note').value = '';
+        $('follow-up').checked = false;
+        renderClose();
+        setStatus('close-status', kind === 'hand-back'
+          ? 'Handed back to the bot with your note.' : 'Resolved.');
+        $('brief').focus();
+        scheduleReload(0);
+      } else {
+        setStatus('close-status', (data && data.detail) || `Not done (${status}).`, true);
+      }
+    } finally {
+      for (const id of ['hand-back', 'resolve']) $(id).disabled = false;
+    }
+  }
+
   // -- replying, and the re-ask guard ----------------------------------------------------------
 
   function knownValue(key) {
@@ -441,6 +493,9 @@
     state.agent = who.agent;
     state.expires = who.expires;
     $('reply').addEventListener('submit', send);
+    $('close').addEventListener('submit', (event) => event.preventDefault());
+    $('hand-back').addEventListener('click', () => closeHandoff('hand-back').catch(() => {}));
+    $('resolve').addEventListener('click', () => closeHandoff('resolve').catch(() => {}));
     $('reply-text').addEventListener('input', () => {
       clearTimeout(state.checkTimer);
       state.checkTimer = setTimeout(() => checkReask($('reply-text').value).catch(() => {}), 250);

@@ -12,17 +12,28 @@ from typing import Any
 
 from handoff.errors import NotFound
 from handoff.services import audit, identity
+from handoff.services import handoffs as handoff_service
 from handoff.services.conversations import turn_view
 from handoff.services.deps import Deps, Principal
 from handoff.services.flags import HUMAN_COUNTER, HUMAN_TERM
 from handoff.services.handoffs import view as handoff_view
 from handoff.services.timefmt import iso, moment, when
 from handoff.store.store import AuditNote, CustomerData
-from schemas.brief import Brief, CustomerView, Flag, JourneyStep, KnownIdentity, Merge
+from schemas.brief import (
+    Brief,
+    CustomerView,
+    Flag,
+    HumanContact,
+    JourneyStep,
+    KnownIdentity,
+    Merge,
+)
 from schemas.conversations import Fact
 from schemas.verification import Verification
 
 OPEN = ("pending", "accepted")
+# The do-not-ask item of a customer who has talked to a person.
+HUMAN_CONTACT_ITEM = "last_human_contact"
 
 
 def etag(customers: list[tuple[str, dict[str, str], dict[str, Any]]], turns: int,
@@ -112,18 +123,20 @@ async def build(deps: Deps, tenant: str, cus_id: str, turns: int,
     turn_list = sorted((turn_view(e, conversations) for e in entries),
                        key=lambda t: (t.ts, t.cursor or ""))[-turns:] if turns else []
     open_first = sorted(handoffs, key=lambda h: (h.status not in OPEN, -h.created_at.timestamp()))
+    contact = _human_contact([d.meta for d in everyone])
     brief = Brief(
         customer=CustomerView(id=cus_id, identities=known,
                               created_at=when(main.meta.get("created")), merged=merged),
         verifications=verifications,
         facts=facts,
-        do_not_ask=_do_not_ask(known, facts),
+        do_not_ask=_do_not_ask(known, facts, contact),
         handoffs=open_first,
         journey=_journey(everyone, conversations),
         turns=turn_list,
         flags=_flags(everyone, settings.human_request_threshold),
         merges=[Merge(customer_id=c, via=via, at=moment(at))
                 for c, via, at in identity.merge_records(main.meta)],
+        last_human_contact=contact,
         summary=next((h.summary for h in open_first if h.summary), None),
         generated_at=moment(now),
     )
@@ -172,14 +185,45 @@ def _identities(everyone: list[CustomerData], active: set[tuple[str, str]]
                                  linked=rec.get("state") == "linked", channel=rec.get("channel"),
                                  first_seen=when(rec.get("at")))
             prev = seen.get(f"{kind}:{value}")
-            if prev is None or (item.linked and not prev.linked):
-                seen[f"{kind}:{value}"] = item
+            if prev is not None:
+                # Held by several merged customers: linked if any of them links it, first seen
+                # where and when the earliest of them saw it (as one customer's record keeps).
+                first, later = ((prev, item) if item.first_seen is None or (
+                    prev.first_seen is not None and prev.first_seen <= item.first_seen)
+                    else (item, prev))
+                item = first.model_copy(update={"linked": first.linked or later.linked,
+                                                "channel": first.channel or later.channel})
+            seen[f"{kind}:{value}"] = item
     return sorted(seen.values(), key=lambda i: (not i.verified, not i.linked, i.kind, i.value))
 
 
-def _do_not_ask(known: list[KnownIdentity], facts: dict[str, Fact]) -> list[str]:
+async def last_human_contact(deps: Deps, tenant: str, cus_id: str) -> HumanContact | None:
+    """How the customer's last conversation with a person ended, from its meta alone (one
+    read): what a bot platform's adapter hands the bot on its next turn."""
+    (meta,) = await deps.store.read_meta(tenant, [cus_id])
+    return _human_contact([meta])
+
+
+def _human_contact(metas: list[dict[str, str]]) -> HumanContact | None:
+    """The latest hand-off a person closed with the customer (from each customer's meta, read
+    with the brief anyway)."""
+    found = [c for meta in metas if (c := handoff_service.human_contact(meta)) is not None]
+    if not found:
+        return None
+    last = max(found, key=lambda c: int(c.get("closed_ms") or 0))
+    return HumanContact(
+        handoff_id=last["id"], agent_id=last["agent_id"], status=last["status"],
+        outcome=last.get("outcome") or "resolved", note=last.get("note") or None,
+        handed_back_to=last.get("to") or None, at=when(last.get("closed_ms")))
+
+
+def _do_not_ask(known: list[KnownIdentity], facts: dict[str, Fact],
+                contact: HumanContact | None) -> list[str]:
     order = [i.kind for i in known if i.verified]
     order += list(facts)
+    if contact is not None:
+        # What they told the agent is in the note: nobody asks them to tell it again.
+        order.append(HUMAN_CONTACT_ITEM)
     order += [i.kind for i in known if i.kind not in identity.NOT_ASKED]
     return list(dict.fromkeys(order))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from handoff import ids, logs, metrics
@@ -9,14 +10,15 @@ from handoff.errors import Conflict, NotFound, Unprocessable
 from handoff.services import continuations, identity
 from handoff.services.conversations import conversation_record
 from handoff.services.deps import Deps, Principal
-from handoff.services.privacy import refuse_card_numbers
 from handoff.services.timefmt import iso
 from handoff.store import codec
 from handoff.store.store import CustomerWrite
 from schemas.common import Page
-from schemas.handoffs import Handoff, HandoffIn
+from schemas.handoffs import HandBackIn, Handoff, HandoffIn
 
 IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000
+# The customer's meta field holding its last human contact (JSON).
+HUMAN_CONTACT = "human"
 PRIORITY_SPAN = 10**13  # larger than any epoch millisecond, so score = priority, then age
 
 
@@ -34,6 +36,7 @@ def view(record: dict[str, str], *, with_code: bool = False) -> Handoff:
         "expires_at": iso(record.get("expires_ms")) if record["status"] == "pending" else None,
         "agent_id": opt("agent_id"), "accepted_at": iso(record.get("accepted_ms")),
         "closed_at": iso(record.get("closed_ms")), "note": opt("note"),
+        "outcome": opt("outcome"), "handed_back_to": opt("to"),
         "continuation_code": opt("code") if with_code else None,
         "continuation_expires_at": iso(record.get("code_expires_ms")),
     })
@@ -48,8 +51,7 @@ async def create(deps: Deps, principal: Principal, body: HandoffIn,
                  idempotency_key: str | None) -> tuple[Handoff, bool]:
     """Request a hand-off; with an Idempotency-Key a retry answers the first one. (record, new)"""
     tenant = principal.tenant
-    refuse_card_numbers((("conversation_id",), body.conversation_id),
-                        (("source",), body.source), (("queue",), body.queue))
+    body = deps.privacy.safe_ids(body, "conversation_id", "source", "queue")
     resolved = await identity.resolve_writer(
         deps, principal, conversation_id=body.conversation_id, channel=body.channel,
         customer=body.customer)
@@ -140,15 +142,30 @@ async def _transition(deps: Deps, principal: Principal, ho_id: str, *, allowed: 
 
 
 async def _mirror(deps: Deps, tenant: str, record: dict[str, str], event: str) -> None:
-    """Tell the customer's own event stream (and bump its brief version)."""
+    """Tell the customer's own event stream (and bump its brief version). A human contact that
+    ended is kept on the customer too (`HUMAN_CONTACT` in its meta, read with the brief at no
+    extra cost), so whoever talks to the customer next continues from the agent's note."""
     change = CustomerWrite(zadd=[("hos", float(record["created_ms"]), record["id"])],
                            events=[(event, codec.pack(_public(record)))])
+    if record["status"] in ("handed_back", "resolved") and record.get("agent_id"):
+        change.hset.append(("meta", HUMAN_CONTACT, json.dumps(
+            {k: record.get(k, "") for k in ("id", "status", "agent_id", "note", "outcome", "to",
+                                            "closed_ms")}, separators=(",", ":"))))
     await identity.write(deps, tenant, record["customer_id"], change)
+
+
+def human_contact(meta: dict[str, str]) -> dict[str, str] | None:
+    """The last human contact a customer's meta holds (see `_mirror`), if any."""
+    raw = meta.get(HUMAN_CONTACT)
+    if not raw:
+        return None
+    found = json.loads(raw)
+    return found if isinstance(found, dict) else None
 
 
 async def accept(deps: Deps, principal: Principal, ho_id: str, agent_id: str) -> Handoff:
     """Claim a pending hand-off; exactly one agent wins, a retry by the winner wins again."""
-    refuse_card_numbers((("agent_id",), agent_id))
+    agent_id = deps.privacy.safe_id(agent_id)
     try:
         record = await _transition(
             deps, principal, ho_id, allowed=["pending"], target="accepted",
@@ -166,7 +183,7 @@ async def accept(deps: Deps, principal: Principal, ho_id: str, agent_id: str) ->
 
 async def resolve(deps: Deps, principal: Principal, ho_id: str, agent_id: str | None,
                   note: str | None) -> Handoff:
-    refuse_card_numbers((("agent_id",), agent_id))
+    agent_id = deps.privacy.safe_id(agent_id) if agent_id else agent_id
     fields = {"closed_ms": str(deps.now_ms()),
               "note": deps.privacy.mask(principal.tenant, note or "")}
     if agent_id:
@@ -177,6 +194,24 @@ async def resolve(deps: Deps, principal: Principal, ho_id: str, agent_id: str | 
     record = await _transition(deps, principal, ho_id, allowed=["pending", "accepted"],
                                target="resolved", event="handoff.resolved", fields=fields)
     metrics.handoff(principal.tenant, record["queue"], "resolved")
+    return view(record)
+
+
+async def hand_back(deps: Deps, principal: Principal, ho_id: str, body: HandBackIn) -> Handoff:
+    """The agent gives the customer back to the bot (or to a queue) with a note: the hand-off
+    ends `handed_back`, and the note, outcome and agent become the customer's last human
+    contact, in the brief and on the `handoff.handed_back` event."""
+    tenant = principal.tenant
+    agent_id = deps.privacy.safe_id(principal.agent_id or body.agent_id or "") or None
+    current = await _load(deps, tenant, ho_id)
+    if agent_id and current.get("agent_id") and current["agent_id"] != agent_id:
+        raise Conflict(f"the hand-off is accepted by {current['agent_id']}",
+                       handoff_status=current["status"])
+    fields = {"closed_ms": str(deps.now_ms()), "note": deps.privacy.mask(tenant, body.note),
+              "outcome": body.outcome, "to": deps.privacy.safe_id(body.to)}
+    record = await _transition(deps, principal, ho_id, allowed=["accepted"],
+                               target="handed_back", event="handoff.handed_back", fields=fields)
+    metrics.handoff(tenant, record["queue"], "handed_back")
     return view(record)
 
 
@@ -209,6 +244,7 @@ async def listing(deps: Deps, principal: Principal, *, status: str, queue: str |
                   before: str | None, limit: int) -> Page[Handoff]:
     """One status's hand-offs, most urgent first, then oldest first."""
     after = decode_cursor(before) if before else None
+    queue = deps.privacy.safe_id(queue) if queue else queue
     records = await deps.store.list_handoffs(principal.tenant, status, queue, after, limit)
     nxt = encode_cursor(records[-1]) if len(records) == limit else None
     return Page[Handoff](items=[view(r) for r in records], next=nxt)

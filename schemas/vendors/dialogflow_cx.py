@@ -104,7 +104,8 @@ class OutSessionInfo(VendorModel):
 
 
 class WebhookResponse(VendorModel):
-    """What the webhook answers: empty unless a hand-off was requested."""
+    """What the webhook answers: empty unless a hand-off was requested or an agent handed the
+    customer back."""
 
     fulfillmentResponse: FulfillmentResponse | None = None
     sessionInfo: OutSessionInfo | None = None

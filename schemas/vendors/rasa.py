@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import RootModel
+from pydantic import Field, RootModel
 
 from schemas.common import Record
 from schemas.vendors import VendorModel
@@ -67,6 +67,9 @@ class ConversationSummary(Record):
     duplicates: int
     facts: list[str]
     handoff: HandoffSummary | None = None
+    slots: dict[str, str] | None = Field(default=None, description=(
+        "slots to set on the conversation (`last_human_note`, ...) after an agent handed the "
+        "customer back"))
 
 
 class IngestSummary(Record):

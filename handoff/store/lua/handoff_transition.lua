@@ -1,12 +1,12 @@
 -- Move one hand-off from an allowed status to another, atomically: exactly one caller wins.
 -- KEYS: hand-off hash, queue events, deadline, then for each status in STATUSES order its
---       one-queue and all-queues sorted sets (10 keys)
+--       one-queue and all-queues sorted sets (12 keys)
 -- ARGV: now_ms, events_maxlen, allowed statuses (space separated), new status, event type,
 --       retention_ms,
 --       then field value pairs to set
 -- A pending hand-off past its deadline is expired first, whoever asks (and says so).
 -- Answers {outcome, status before, '1' if it expired just now, the hand-off as a flat hash}.
-local STATUSES = {'pending', 'accepted', 'resolved', 'cancelled', 'expired'}
+local STATUSES = {'pending', 'accepted', 'resolved', 'cancelled', 'expired', 'handed_back'}
 local ho, events, deadline = KEYS[1], KEYS[2], KEYS[3]
 local now, maxlen, allowed, target, event = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local retention = ARGV[6]
