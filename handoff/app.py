@@ -18,11 +18,13 @@ from handoff.api import (
     conversations,
     customers,
     desk,
+    durability,
     events,
     handoffs,
     identities,
     ops,
     webhooks,
+    whoami,
 )
 from handoff.api.backpressure import Backpressure
 from handoff.api.middleware import problems
@@ -57,17 +59,20 @@ log = logs.logger("handoff")
 # Order matters where paths overlap: /v1/handoffs/events before /v1/handoffs/{id}.
 ROUTES: tuple[Routes, ...] = (events.routes, conversations.routes, customers.routes,
                               identities.routes, handoffs.routes, admin.routes, ops.routes,
-                              webhooks.routes, desk.routes,
+                              webhooks.routes, desk.routes, whoami.routes,
                               *(adapter.routes for adapter in ADAPTERS))
 
 
 def create_app(settings: Settings) -> web.Application:
-    """A ready-to-run application; `settings.redis_url` must point at a Redis server."""
-    if not settings.redis_url:
+    """A ready-to-run application; `settings.redis_url` (or `redis_sentinels`) must point at
+    a Redis server."""
+    if not settings.store_url:
         raise ValueError("settings.redis_url is required (handoff serve starts one for you)")
     pressure = Backpressure(settings)
+    # Innermost, so that a write no replica confirmed is answered as problem+json.
+    durable = [durability.replica_ack] if settings.write_ack == "replica" else []
     app = web.Application(middlewares=[access.access, problems,
-                                       backpressure.middleware(pressure)],
+                                       backpressure.middleware(pressure), *durable],
                           client_max_size=settings.max_body_bytes,
                           handler_args={"max_field_size": 16384})
     app[BACKPRESSURE] = pressure
@@ -92,13 +97,14 @@ def create_app(settings: Settings) -> web.Application:
 
 async def _store(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    assert settings.redis_url is not None
-    client = connect(settings.redis_url, cluster=settings.redis_cluster,
+    url = settings.store_url
+    assert url is not None
+    client = connect(url, cluster=settings.redis_cluster,
                      timeout=settings.redis_timeout,
                      max_connections=settings.redis_max_connections)
     # For the invalidation follower's XREAD BLOCK; each event stream makes its own connection
     # like these and closes it when it ends (see handoff.store.reader).
-    blocking = connect(settings.redis_url, cluster=settings.redis_cluster,
+    blocking = connect(url, cluster=settings.redis_cluster,
                        timeout=settings.redis_timeout, max_connections=4, blocking=True)
     store = await Store.open(client, blocking, events_maxlen=settings.events_maxlen)
     app[DEPS] = Deps(store=store, settings=settings)
@@ -144,9 +150,9 @@ async def _sweeper(app: web.Application) -> AsyncIterator[None]:
 
 async def _metrics(app: web.Application) -> AsyncIterator[None]:
     """Count this process among the live ones and time its store operations."""
-    # Blocking stream reads wait for news by design: their time is no Redis latency.
-    metrics.time_store(app[DEPS].store,
-                       skip=frozenset({"close", "wait_events", "follow_invalidations"}))
+    # Blocking stream reads wait for news by design: their time is no Redis latency (an event
+    # stream's own waits go through its EventReader, which is not timed either).
+    metrics.time_store(app[DEPS].store, skip=frozenset({"close", "follow_invalidations"}))
     metrics.PROCESSES.inc()
     yield
     metrics.flush()

@@ -1,4 +1,4 @@
-"""`handoff serve | keys | demo | context | tail | doctor`."""
+"""`handoff serve | keys | demo | context | tail | doctor | mcp`."""
 
 from __future__ import annotations
 
@@ -12,9 +12,7 @@ from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aiohttp import web
-
-from handoff import logs
+from handoff import logs, serving
 from handoff.app import create_app
 from handoff.client import ClientError, HandoffClient
 from handoff.doctor import examine
@@ -24,8 +22,8 @@ from handoff.services import apikeys
 from handoff.services.timefmt import iso
 from handoff.settings import Settings
 from handoff.store import Store
-from handoff.store.connection import connect
-from handoff.store.diagnostics import ServerFacts, server_facts
+from handoff.store.connection import connect, sentinel_target
+from handoff.store.diagnostics import SentinelFacts, ServerFacts, sentinel_facts, server_facts
 from handoff.terminal import brief_text, event_line
 from handoff.workers import supervise
 from schemas.brief import Brief
@@ -41,9 +39,10 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _store_for(settings: Settings) -> tuple[AbstractContextManager[object], str]:
-    """The Redis to use: HANDOFF_REDIS_URL, or the embedded one for the data folder."""
-    if settings.redis_url:
-        return nullcontext(), settings.redis_url
+    """The Redis to use: HANDOFF_REDIS_URL (or the sentinels' primary), or the embedded one
+    for the data folder."""
+    if settings.store_url:
+        return nullcontext(), settings.store_url
     embedded = EmbeddedRedis(settings.data_dir)
     return embedded, embedded.url
 
@@ -60,9 +59,9 @@ def serve(args: argparse.Namespace) -> int:
                                             str(settings.port), "--log-format",
                                             settings.log_format], url)
         app = create_app(settings.model_copy(update={"redis_url": url}))
-        web.run_app(app, host=settings.host, port=settings.port, shutdown_timeout=10,
-                    reuse_port=args.reuse_port or None,
-                    print=lambda msg: print(msg, flush=True), access_log=None)
+        serving.run(app, host=settings.host, port=settings.port,
+                    head_timeout=settings.header_timeout, reuse_port=args.reuse_port,
+                    announce=lambda msg: print(msg, flush=True))
     return 0
 
 
@@ -195,26 +194,55 @@ def doctor(args: argparse.Namespace) -> int:
     settings = _settings(args)
     embedded, url = _store_for(settings)
 
-    async def inspect() -> ServerFacts:
+    async def inspect() -> tuple[ServerFacts, SentinelFacts | None]:
         client = connect(url, cluster=settings.redis_cluster, timeout=settings.redis_timeout,
                          max_connections=2)
+        target = sentinel_target(url)
         try:
-            return await server_facts(client)
+            return await server_facts(client), (
+                await sentinel_facts(target, wait=settings.redis_timeout) if target else None)
         finally:
             await client.aclose()
 
     try:
         with embedded:
-            facts = asyncio.run(inspect())
+            facts, sentinels = asyncio.run(inspect())
     except (HandoffError, RuntimeError) as exc:
         print(f"FAIL  connect      {url}: {exc}")
         return 1
-    findings = examine(facts, cluster_configured=settings.redis_cluster)
+    findings = examine(facts, cluster_configured=settings.redis_cluster, sentinels=sentinels,
+                       write_ack=settings.write_ack)
     print(f"Redis at {url}")
     print("\n".join(str(f) for f in findings))
     failed = [f for f in findings if f.level == "FAIL"]
     print(f"{len(failed)} problem(s), {sum(f.level == 'warn' for f in findings)} warning(s)")
     return 1 if failed else 0
+
+
+def mcp(args: argparse.Namespace) -> int:
+    """The MCP server: Streamable HTTP with --http (each caller brings its key), else stdio
+    with one key."""
+    try:
+        from handoff.mcp import transports
+    except ImportError:
+        print("handoff: the MCP server needs the mcp extra: pip install 'handoff[mcp]'",
+              file=sys.stderr)
+        return 2
+    url = args.url or os.environ.get("HANDOFF_URL")
+    if not url:
+        print("handoff: give --url (or HANDOFF_URL): the service's address", file=sys.stderr)
+        return 2
+    # stdout is the protocol's own channel over stdio: logs go to stderr only.
+    logs.configure(os.environ.get("HANDOFF_LOG_LEVEL", "WARNING"), "text")
+    if args.http:
+        transports.serve_http(url, host=args.host, port=args.port)
+        return 0
+    key = args.key or os.environ.get("HANDOFF_KEY")
+    if not key:
+        print("handoff: give --key (or HANDOFF_KEY): the API key the AI agent acts with",
+              file=sys.stderr)
+        return 2
+    return asyncio.run(transports.serve_stdio(url, key))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -270,6 +298,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         command.add_argument("--url", help="the service (default: $HANDOFF_URL)")
         command.add_argument("--key", help="an agent key (default: $HANDOFF_KEY)")
         command.add_argument("--agent-id", help="who is reading, for the audit trail")
+
+    p = sub.add_parser("mcp", help="an MCP server for AI agents: stdio with --key, or "
+                                   "Streamable HTTP at /mcp with --http")
+    p.add_argument("--url", help="the handoff service (default: $HANDOFF_URL)")
+    p.add_argument("--key", help="stdio: the API key to act with (default: $HANDOFF_KEY)")
+    p.add_argument("--http", action="store_true",
+                   help="serve Streamable HTTP; each client sends its own key as Bearer")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8090)
+    p.set_defaults(func=mcp)
 
     p = sub.add_parser("doctor", help="check the configured Redis: version, persistence, "
                                       "memory policy, cluster, latency")

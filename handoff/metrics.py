@@ -42,7 +42,7 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 OTHER = "_other"
 LABEL_BUDGET = 500
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-HandoffEvent = Literal["requested", "accepted", "expired", "cancelled", "resolved"]
+HandoffEvent = Literal["requested", "accepted", "expired", "cancelled", "resolved", "handed_back"]
 
 # Seconds; a Redis-backed request is a few milliseconds, a slow one is the 2 s command timeout.
 LATENCY_BUCKETS = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1.0, 2.5, 5.0)
@@ -181,7 +181,7 @@ def flush() -> None:
 
 
 def handoff(tenant: str, queue: str, event: HandoffEvent) -> None:
-    """A hand-off was requested, accepted, expired, cancelled or resolved."""
+    """A hand-off was requested, accepted, expired, cancelled, resolved or handed back."""
     tenant, queue = _queues(tenant, queue)
     HANDOFFS.labels(tenant, queue, event).inc()
 

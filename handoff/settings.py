@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_LEXICON: dict[str, list[str]] = {
@@ -79,8 +80,30 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, description="port to listen on (`--port`)")
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024,
                                 description="larger request bodies get 413")
+    header_timeout: float = Field(
+        default=10.0, gt=0,
+        description="seconds a client has to send a request's headers, from connecting (or "
+                    "from the first byte of a later request on a kept-alive connection); a "
+                    "slower one is disconnected")
     redis_timeout: float = Field(default=2.0, gt=0, description="seconds before a command fails")
     redis_max_connections: int = Field(default=256, description="the command pool's size")
+    redis_sentinels: str = Field(
+        default="", pattern=r"^\s*([^\s,]+:\d+\s*(,\s*[^\s,]+:\d+\s*)*)?$",
+        description="Redis Sentinel addresses, host:port separated by commas: the primary is "
+                    "whichever server they name now, followed through failovers; redis_url (if "
+                    "set) then gives only its credentials and database")
+    redis_sentinel_service: str = Field(
+        default="handoff", pattern=r"^[A-Za-z0-9._-]{1,128}$",
+        description="the name the sentinels monitor the primary under")
+    write_ack: Literal["local", "replica"] = Field(
+        default="local",
+        description="when a write is acknowledged: local, once the primary has it (and its disk, "
+                    "with appendfsync always); replica, once a replica also confirms it (WAIT), "
+                    "else 503 with Retry-After. Not with redis_cluster")
+    write_ack_timeout: float = Field(
+        default=1.0, gt=0,
+        description="seconds a replica has to confirm a write (write_ack replica) before the "
+                    "request answers 503; less than redis_timeout")
     retention_days: float = Field(default=30.0, gt=0,
                                   description="days of inactivity before a customer is deleted")
     tenant_retention_days: dict[str, float] = Field(
@@ -97,11 +120,22 @@ class Settings(BaseSettings):
         default=1000, ge=1, description="requests one process works on at once; more get 503")
     max_event_streams: int = Field(
         default=2000, ge=1, description="event streams one process holds open; more get 503")
+    max_event_streams_per_tenant: int = Field(
+        default=1000, ge=1, description="event streams one tenant holds open on one process (a "
+                                        "count per process, not per deployment); more get 429")
+    max_event_streams_per_key: int = Field(
+        default=500, ge=1, description="event streams one API key (or one agent's panel "
+                                       "tokens) holds open on one process; more get 429")
     requests_per_second_per_key: float = Field(
         default=0.0, ge=0,
         description="per process, bursts of twice that; 0 (the default): no limit")
     auth_failures_per_minute: int = Field(
-        default=20, ge=1, description="failed authentications one address may make per minute")
+        default=20, ge=1, description="failed authentications one address may make per minute; "
+                                      "past it, wrong keys get 429 (valid keys never do)")
+    trusted_proxies: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description='proxies (CIDRs, e.g. ["10.0.0.5/32"]) whose X-Forwarded-For names the '
+                    "client; from any other peer the header is ignored")
     handoff_pending_seconds: int = Field(
         default=3600, ge=10, description="a pending hand-off expires after this long")
     continuation_ttl_seconds: int = Field(default=900, ge=30,
@@ -110,8 +144,12 @@ class Settings(BaseSettings):
                                      description="a continuation code's length")
     continuation_max_failures: int = Field(
         default=3, ge=1, description="wrong codes one conversation may enter before it is locked")
+    continuation_caller_max_failures: int = Field(
+        default=6, ge=1, description="wrong codes one caller (the number its calls come from) "
+                                     "may enter over all its calls before it is locked")
     redeem_attempts_per_minute: int = Field(
-        default=10, ge=1, description="wrong codes one key or address may enter per minute")
+        default=200, ge=1, description="wrong codes one key or address may enter per minute: a "
+                                       "ceiling for a whole contact centre's callers")
     brief_turns: int = Field(default=50, ge=1, le=500,
                              description="turns in a brief unless ?turns= says otherwise")
     brief_handoffs: int = Field(default=10, ge=1, le=100,
@@ -139,6 +177,14 @@ class Settings(BaseSettings):
         default=25, ge=1, description="webhook subscriptions per tenant")
     webhook_allow_private_networks: bool = Field(
         default=False, description="let webhooks reach loopback and private addresses")
+    webhook_outbox_lease_seconds: float = Field(
+        default=30.0, gt=0,
+        description="a webhook event recorded with its write but not queued for delivery this "
+                    "long after (its process died in between) is queued by any process")
+    fault_crash_before_enqueue: bool = Field(
+        default=False,
+        description="for tests only: the process kills itself (SIGKILL) after a customer write "
+                    "and before queuing its webhook deliveries")
     lexicon: dict[str, list[str]] = Field(
         default_factory=lambda: dict(DEFAULT_LEXICON),
         description="risk and frustration terms flagged in customer turns")
@@ -194,3 +240,26 @@ class Settings(BaseSettings):
     @property
     def retention_ms(self) -> int:
         return int(self.retention_days * 86400 * 1000)
+
+    @model_validator(mode="after")
+    def _wait_within_command_timeout(self) -> Settings:
+        # The client gives up on a connection that answers nothing for redis_timeout: a WAIT
+        # allowed longer would take every other request's commands down with it.
+        if self.write_ack == "replica" and self.write_ack_timeout >= self.redis_timeout:
+            raise ValueError("write_ack_timeout must be less than redis_timeout")
+        if self.write_ack == "replica" and self.redis_cluster:
+            raise ValueError("write_ack replica needs one primary (with or without sentinels), "
+                             "not a cluster")
+        return self
+
+    @property
+    def store_url(self) -> str | None:
+        """Where the store is: redis_url, or with sentinels a `redis+sentinel://` URL naming
+        them, the service, and redis_url's credentials and database."""
+        if not self.redis_sentinels or (self.redis_url or "").startswith("redis+sentinel://"):
+            return self.redis_url
+        base = urlsplit(self.redis_url or "redis://")
+        credentials = base.netloc.rpartition("@")[0]
+        hosts = ",".join(a.strip() for a in self.redis_sentinels.split(","))
+        return (f"redis+sentinel://{credentials + '@' if credentials else ''}{hosts}/"
+                f"{self.redis_sentinel_service}/{base.path.strip('/') or '0'}")

@@ -30,7 +30,9 @@ async def put_facts(request: web.Request) -> web.StreamResponse:
     return render(request, result)
 
 
-@routes.route("GET", "/v1/customers/{ref}/context", roles=("agent",),
+# Bots and IVRs read the brief too: a virtual agent continues where the other channels left
+# off. They find customers only by the refs they may use (their own channel's identities).
+@routes.route("GET", "/v1/customers/{ref}/context", roles=("bot", "ivr", "agent"),
               summary="The context brief; ETag and If-None-Match supported", response=Brief,
               query=(TURNS,), headers=(AGENT,), desk=True)
 async def context(request: web.Request) -> web.StreamResponse:

@@ -12,6 +12,7 @@ from handoff.api.backpressure import Backpressure
 from handoff.memo import Memo
 from handoff.services.abuse import AuthFailures
 from handoff.services.deps import Deps, Principal
+from handoff.services.events import Lifetimes
 from handoff.services.flags import Lexicon
 from handoff.settings import Settings
 
@@ -24,7 +25,10 @@ PRINCIPAL = web.RequestKey("principal", Principal)
 OPENAPI = web.AppKey("openapi", dict[str, Any])
 AUTH_FAILURES = web.AppKey("auth_failures", AuthFailures)
 BACKPRESSURE = web.AppKey("backpressure", Backpressure)
+LIFETIMES = web.AppKey("lifetimes", Lifetimes)
 REQUEST_ID = web.RequestKey("request_id", str)
+# The client's address, worked out once per request (see handoff.api.remote); "" if unknown.
+CLIENT_ADDRESS = web.RequestKey("client_address", str)
 PREPARED = web.RequestKey("prepared", web.StreamResponse)
 # Bodies of recently sent briefs by (tenant, customer, turns, content type), with their ETag.
 RENDERED_BRIEFS = web.AppKey("rendered_briefs", Memo[tuple[str, str, int, str], tuple[str, bytes]])

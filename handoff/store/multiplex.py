@@ -20,7 +20,7 @@ import hashlib
 import ssl
 from collections import deque
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from urllib.parse import unquote, urlparse
 
 import hiredis
@@ -73,10 +73,11 @@ class _Line(asyncio.Protocol):
         self.lost: Exception | None = None
         self.stale = False
         self.flushes = 0
+        self.number = 0  # which of its client's connections this is (see `Multiplexed.epoch`)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports have Transport's methods without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
 
     def send(self, packed: list[bytes]) -> asyncio.Future[list[Any]]:
         future: asyncio.Future[list[Any]] = self._loop.create_future()
@@ -204,6 +205,7 @@ class Multiplexed(AsyncCoreCommands):
         self._connecting: asyncio.Future[_Line] | None = None
         # The WAIT queued in this loop iteration, if any: later askers share it.
         self._wait: tuple[_Line, int, int, asyncio.Future[list[Any]]] | None = None
+        self._lines = 0
         self._closed = False
 
     @classmethod
@@ -314,7 +316,9 @@ class Multiplexed(AsyncCoreCommands):
         if self._connecting is attempt:
             self._connecting = None
         if not attempt.cancelled() and attempt.exception() is None:
+            self._lines += 1
             self._line = attempt.result()
+            self._line.number = self._lines
             if self._closed and self._line.transport is not None:  # closed while connecting
                 self._line.transport.close()
 
@@ -340,17 +344,31 @@ class Multiplexed(AsyncCoreCommands):
         (reply,) = await self.execute_many((args,))
         return _reply(reply, args, options)
 
-    async def replicated(self, replicas: int, timeout_ms: int) -> int:
+    def epoch(self) -> int:
+        """The connection the next command goes out on (a number that grows with every new
+        connection): give it to `replicated` to confirm the writes made since."""
+        line = self._line
+        if line is None or line.lost is not None or line.stale:
+            return self._lines + 1
+        return line.number
+
+    async def replicated(self, replicas: int, timeout_ms: int, *, since: int | None = None
+                         ) -> int:
         """How many replicas (up to `replicas`) hold every write this client has sent so far,
         waiting up to `timeout_ms` for them.
 
         Every command goes over one connection, and WAIT covers everything its connection sent
         before it: one WAIT serves every caller that asks in the same loop iteration (a group
-        commit), however many writes they made.
+        commit), however many writes they made. WAIT knows nothing of an earlier connection:
+        with `since` (an `epoch`), writes made since then on a connection that has been
+        replaced are not confirmed but raise, as their fate is unknown.
         """
         line = self._line
         if line is None or line.lost is not None:
             raise RedisConnectionError("no connection to Redis: the writes' fate is unknown")
+        if since is not None and line.number != since:
+            raise RedisConnectionError("the connection to Redis changed while the writes were "
+                                       "made: their fate is unknown")
         pending = self._wait
         if (pending is not None and pending[0] is line and pending[1] == line.flushes
                 and pending[2] == replicas and not pending[3].done()):

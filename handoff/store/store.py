@@ -12,10 +12,14 @@ from handoff.memo import Memo
 from handoff.store import codec, keys, scripts
 from handoff.store.connection import Client, aclose, map_exceptions
 from handoff.store.keys import KEY_INDEX, Digester
-from handoff.store.webhooks import WebhookStore
+from handoff.store.reader import EventReader
+from handoff.store.webhooks import Owed, WebhookStore
 
-HANDOFF_STATUSES = ("pending", "accepted", "resolved", "cancelled", "expired")
+HANDOFF_STATUSES = ("pending", "accepted", "resolved", "cancelled", "expired", "handed_back")
 AUDIT_COMMANDS = 4
+# The share of its timeout a WAIT gives a replica while none has been confirming writes (see
+# confirm_replicated): long enough for one round trip to a replica, short enough not to stall.
+PROBE_SHARE = 10
 StreamEntry = tuple[str, dict[str, Any]]
 
 
@@ -34,11 +38,15 @@ class CustomerWrite:
     zadd: list[tuple[str, float, str]] = field(default_factory=list)
     events: list[tuple[str, bytes]] = field(default_factory=list)
     hmin: list[tuple[str, str, int]] = field(default_factory=list)
+    # Records (msgpack maps) that later writes add to but never rewrite: (key, field, record,
+    # the record's fields that do replace what is stored). See customer_write.lua.
+    hmerge: list[tuple[str, str, bytes, tuple[str, ...]]] = field(default_factory=list)
 
-    def argv(self) -> list[bytes | str | int | float]:
+    def argv(self, outbox: OutboxEntries | None = None) -> list[bytes | str | int | float]:
         out: list[bytes | str | int | float] = [
             len(self.hset), len(self.hsetnx), len(self.turns), len(self.xadd), len(self.zadd),
-            len(self.events), len(self.hmin)]
+            len(self.events), len(self.hmin), len(self.hmerge),
+            len(outbox.entries) if outbox else 0]
         for name, fld, value in [*self.hset, *self.hsetnx]:
             out += [KEY_INDEX[name], fld, value]
         for dedupe, record in self.turns:
@@ -51,7 +59,23 @@ class CustomerWrite:
             out += [event_type, record]
         for name, fld, number in self.hmin:
             out += [KEY_INDEX[name], fld, number]
+        for name, fld, record, overriding in self.hmerge:
+            out += [KEY_INDEX[name], fld, record, " ".join(overriding)]
+        if outbox and outbox.entries:
+            out.append(outbox.stale_before_ms)
+            for ref, fld, info in outbox.entries:
+                out += [ref, fld, info]
         return out
+
+
+@dataclass(frozen=True)
+class OutboxEntries:
+    """Webhook deliveries a customer write records with itself (see customer_write.lua):
+    per event, which change it is (`t<n>`: the n-th turn, counted from 1, if it is appended;
+    `e<n>`: the n-th event), its outbox field and what the deliveries need besides the record."""
+
+    stale_before_ms: int
+    entries: list[tuple[str, str, bytes]]
 
 
 @dataclass
@@ -60,6 +84,9 @@ class Written:
     appended: int
     duplicates: int
     cursors: list[str]
+    # Webhook deliveries the write owes: its own, and any a writer that died left behind (see
+    # customer_write.lua).
+    owed: list[Owed] = field(default_factory=list)
 
 
 class Gone(Exception):
@@ -154,6 +181,7 @@ class Store:
         self.digester = digester
         self.desk_secret = desk_secret
         self.events_maxlen = events_maxlen
+        self._replica_missing = False  # see confirm_replicated
         self._write: scripts.Runner = client.register_script(scripts.CUSTOMER_WRITE)
         self._redirect: scripts.Runner = client.register_script(scripts.CUSTOMER_REDIRECT)
         self._create: scripts.Runner = client.register_script(scripts.HANDOFF_CREATE)
@@ -184,6 +212,31 @@ class Store:
     async def ping(self) -> bool:
         with map_exceptions():
             return bool(await self.client.ping())
+
+    def write_mark(self) -> int | None:
+        """Where this process's writes go from now on, for `confirm_replicated`; None where
+        that cannot be told (a cluster client spreads writes over many connections)."""
+        epoch = getattr(self.client, "epoch", None)
+        return int(epoch()) if epoch is not None else None
+
+    async def confirm_replicated(self, mark: int | None, timeout_ms: int) -> None:
+        """Return once a replica holds every write made since `mark`; StoreUnavailable if
+        none confirms them within `timeout_ms`, or if the connection they went out on has been
+        lost meanwhile (their fate is then unknown, and a retry is safe).
+
+        Once a WAIT has found no replica, later ones only probe (a tenth of the timeout) until
+        one confirms again: every command of the process shares the connection and queues
+        behind a WAIT, so waiting out the whole timeout again and again would stall reads too,
+        and WAITs queued back to back would outlast the client's command timeout.
+        """
+        wait_ms = timeout_ms
+        if self._replica_missing:
+            wait_ms = max(1, timeout_ms // PROBE_SHARE)
+        with map_exceptions():
+            confirmed = await self.client.replicated(1, wait_ms, since=mark)
+        self._replica_missing = confirmed < 1
+        if confirmed < 1:
+            raise StoreUnavailable("no replica confirmed the write in time", retry_after=1)
 
     # -- indexes: identity -> customer, conversation -> customer ------------------------------
 
@@ -239,19 +292,21 @@ class Store:
     # -- one customer --------------------------------------------------------------------------
 
     async def write(self, tenant: str, cus_id: str, change: CustomerWrite,
-                    *, now_ms: int, ttl_ms: int) -> Written | Moved:
-        """Apply `change` atomically, creating the customer if need be; Gone if it was erased."""
+                    *, now_ms: int, ttl_ms: int, outbox: OutboxEntries | None = None
+                    ) -> Written | Moved:
+        """Apply `change` atomically, creating the customer if need be; Gone if it was erased.
+        With `outbox`, the webhook deliveries it owes are recorded in the same script."""
         ck = keys.customer(tenant, cus_id)
         with map_exceptions():
             out = await self._write(
                 keys=[*ck.all(), ck.erased],
-                args=[now_ms, ttl_ms, self.events_maxlen, *change.argv()])
+                args=[now_ms, ttl_ms, self.events_maxlen, *change.argv(outbox)])
         if out[0] == b"moved":
             return Moved(out[1].decode())
         if out[0] == b"gone":
             raise Gone(cus_id)
         return Written(version=int(out[1]), appended=int(out[2]), duplicates=int(out[3]),
-                       cursors=[c.decode() for c in out[4]])
+                       cursors=[c.decode() for c in out[4]], owed=Owed.parse(out[5]))
 
     async def read_customers(self, tenant: str, cus_ids: list[str], turns: int,
                              handoffs: int, audit: AuditNote | None = None
@@ -390,6 +445,8 @@ class Store:
                 erased.index_entries += int(await self._delete_if(keys=[name], args=[cus_id]))
             for conv in conversations:
                 await self.client.delete(self.code_failures_key(tenant, conv.decode()))
+            for ident in identities:
+                await self.client.delete(self.caller_failures_key(tenant, ident.decode()))
             for record in await self.get_handoffs(tenant, [h.decode() for h in handoff_ids]):
                 ho_keys = [keys.handoff(tenant, record["id"]),
                            keys.queue(tenant, "deadline", None)]
@@ -401,6 +458,7 @@ class Store:
                 if code:
                     await self.client.delete(keys.code(tenant, code.decode()))
             erased.keys = int(await self.client.delete(*ck.all()))
+            await self.client.zrem(keys.webhook_outbox(tenant), cus_id)
             erased.queue_events = await self._erase_queue_events(tenant, cus_id)
         self._forget("index", index)
         await self.invalidate("index", index)
@@ -571,6 +629,10 @@ class Store:
     def code_failures_key(self, tenant: str, conversation_id: str) -> str:
         return keys.code_failures(tenant, self.digester.digest(conversation_id))
 
+    def caller_failures_key(self, tenant: str, identity: str) -> str:
+        """Wrong continuation codes from one caller (an identity key), over all its calls."""
+        return keys.caller_failures(tenant, self.digester.digest(identity))
+
     # -- API keys --------------------------------------------------------------------------------
 
     async def put_api_key(self, secret_digest: str, record: dict[str, str]) -> None:
@@ -674,7 +736,8 @@ class Store:
         if kind in memos:
             for name in names:
                 memos[kind].drop(name)
-        elif kind in self._listeners:
+        # After the memo is dropped: a listener re-reading the key must see it as it is now.
+        if kind in self._listeners:
             self._listeners[kind](names)
 
     def listen(self, kind: str, callback: Callable[[list[str]], None]) -> None:
@@ -712,13 +775,6 @@ class Store:
             raw = await self.client.xrevrange(stream, "+", "-", count=1)
         return raw[0][0].decode() if raw else "0-0"
 
-    async def wait_events(self, stream: str, after: str, block_ms: int, count: int
-                          ) -> list[StreamEntry]:
-        """Block (on the dedicated client) until events after `after` arrive or time runs out."""
-        with map_exceptions():
-            raw = await self.blocking.xread({stream: after}, count=count, block=block_ms)
-        if not raw:
-            return []
-        # RESP2 answers a list of [stream, entries]; RESP3 a map.
-        entries = raw[0][1] if isinstance(raw, list) else next(iter(raw.values()))[0]
-        return _entries(entries)
+    def event_reader(self) -> EventReader:
+        """A reader for one open event stream: its own connection, closed with `aclose`."""
+        return EventReader(self.blocking)
