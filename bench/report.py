@@ -171,8 +171,8 @@ def render(r: Results) -> str:
              *_table(["fact", "value"], [[k, v] for k, v in r.facts.items()]),
              "", "## Figures", "", *_figures(r), "",
              "server CPU µs/req: CPU time the server process (and its workers) spent per request "
-             "during the measured 64-connection run; unlike a rate, it barely moves when other "
-             "processes share the machine.",
+             "during the measured 64-connection run; it moves less than a rate when other "
+             "processes share the machine, but it moves.",
              "",
              "other load: cores kept busy by processes outside the bench while that figure "
              f"was measured; in bold above {QUIET_CORES}, where the figure is lower than it "
