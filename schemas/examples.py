@@ -1,6 +1,6 @@
-"""The main bodies of DESIGN.md, by example: shown in `/docs` as the models' schema examples.
+"""The API's main bodies, by example: shown in `/docs` as the models' schema examples.
 
-Requests are DESIGN.md's own, verbatim; the `...` it leaves in responses is filled in with
+Requests are the contract's own, verbatim; the `...` it leaves in responses is filled in with
 what the service answers for that story.
 """
 

@@ -1,6 +1,6 @@
 """A small world to test against, the table of every /v1 route, and HTTP helpers.
 
-The world is the story of DESIGN.md: a visitor chats with the bot, asks for a human, gets a
+The world is the product's own story: a visitor chats with the bot, asks for a human, gets a
 continuation code, calls the phone line, the IVR redeems the code and verifies the account with a
 PIN, and the bot asks for a second hand-off (whose code nobody has used yet).
 """

@@ -1,4 +1,4 @@
-"""The agent panel in a real browser, against a real server and Redis: the story of DESIGN.md
+"""The agent panel in a real browser, against a real server and Redis: the product's own story
 seen from the agent's side. Each state is saved as a screenshot under tests/artifacts/.
 """
 

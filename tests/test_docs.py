@@ -1,4 +1,4 @@
-"""`/docs`: the API reference renders from files served here, and shows DESIGN.md's examples."""
+"""`/docs`: the API reference renders from files served here, and shows the API's example bodies."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from tests.browser import browser
 
 __all__ = ["browser"]  # the fixture, used by name below
 
-# DESIGN.md's "main bodies, by example", request and answer of each.
+# The API's main bodies, by example, request and answer of each.
 DESIGN_BODIES: tuple[type[BaseModel], ...] = (
     AppendTurns, AppendResult, HandoffIn, Handoff, RedeemIn, RedeemResult, VerifyIn,
     VerifyResult, AcceptIn, AcceptResult, Brief)
@@ -78,7 +78,7 @@ async def test_the_docs_render_in_a_browser_without_leaving_the_machine(
     assert await page.title() == "handoff API"
     paths = await page.locator(".opblock-summary-path").all_inner_texts()
     assert any("/v1/handoffs/{id}/accept" in p.replace("\u200b", "") for p in paths), paths
-    # Open one operation: DESIGN.md's example body is what the reader sees.
+    # Open one operation: the API's example body is what the reader sees.
     create = page.locator(".opblock-post", has_text="Request a hand-off to a human").first
     await create.locator(".opblock-summary").click()
     await page.wait_for_selector(".opblock-body .body-param__example, .opblock-body pre")
