@@ -12,14 +12,11 @@ loopback address (127.0.0.2), and a trusted proxy is the test itself connecting 
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import logging
-import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -31,6 +28,7 @@ from handoff.api.remote import MAX_HOPS, forwarded_client
 from handoff.settings import Settings
 from tests.conftest import AppFactory, Keys
 from tests.test_bounded_cost import command_calls
+from tests.test_data_protection import from_address, within_one_minute
 
 Client = TestClient[Any, Any]
 Json = dict[str, Any]
@@ -56,19 +54,6 @@ def forwarded_for(*hops: str) -> dict[str, str]:
     return {"X-Forwarded-For": ", ".join(hops)}
 
 
-@asynccontextmanager
-async def from_address(client: Client, address: str) -> AsyncIterator[aiohttp.ClientSession]:
-    """A session whose requests reach the server from another source address."""
-    connector = aiohttp.TCPConnector(local_addr=(address, 0))
-    async with aiohttp.ClientSession(base_url=str(client.make_url("/")),
-                                     connector=connector) as session:
-        yield session
-
-
-async def within_one_minute(seconds_needed: float) -> None:
-    """Counters are per wall-clock minute: start late in one and the count starts over."""
-    if time.time() % 60 > 60 - seconds_needed:
-        await asyncio.sleep(60 - time.time() % 60 + 0.05)
 
 
 async def answer(client: Client | aiohttp.ClientSession, path: str, headers: dict[str, str]
