@@ -11,36 +11,20 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 import redis
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from tests.conftest import CLUSTER, RedisServer, free_port
 from tests.faults.service import Service, mint_key
-from tests.test_webhooks import Receiver
+from tests.test_webhooks import Receiver, receiver  # noqa: F401 - a fixture, found by name
 
 pytestmark = pytest.mark.skipif(CLUSTER, reason="runs its own single Redis server")
 
 LEASE = "1"
 TS = "2026-11-23T10:02:00Z"
-
-
-@pytest.fixture
-async def desk() -> AsyncIterator[Receiver]:
-    """A desk's webhook endpoint that accepts everything."""
-    app = web.Application()
-    server = TestServer(app, host="127.0.0.1")
-    hook = Receiver(url="")
-    app.router.add_post("/hooks", hook.handle)
-    await server.start_server()
-    hook.url = str(server.make_url("/hooks"))
-    yield hook
-    await server.close()
 
 
 def service_env(**extra: str) -> dict[str, str]:
@@ -50,7 +34,7 @@ def service_env(**extra: str) -> dict[str, str]:
 
 
 async def test_a_crash_between_the_write_and_the_queue_loses_no_webhook_and_sends_none_twice(
-        tmp_path: Path, desk: Receiver) -> None:
+        tmp_path: Path, receiver: Receiver) -> None:  # noqa: F811 - the imported fixture
     (tmp_path / "redis").mkdir()
     store = RedisServer(tmp_path / "redis", free_port())
     await asyncio.to_thread(store.start)
@@ -68,7 +52,7 @@ async def test_a_crash_between_the_write_and_the_queue_loses_no_webhook_and_send
         await asyncio.to_thread(doomed.start)
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
             async with session.post(f"{doomed.url}/v1/admin/webhooks", headers=admin, json={
-                    "url": desk.url, "events": ["turn.appended"]}) as r:
+                    "url": receiver.url, "events": ["turn.appended"]}) as r:
                 assert r.status == 201, await r.text()
 
             with pytest.raises(aiohttp.ClientError):  # the process died mid-request
@@ -81,7 +65,7 @@ async def test_a_crash_between_the_write_and_the_queue_loses_no_webhook_and_send
             assert peek.zcard("hf:{acme}:wh:due") == 0
 
             await asyncio.to_thread(revived.start)
-            arrived = await desk.wait_for(2, seconds=15)
+            arrived = await receiver.wait_for(2, seconds=15)
             async with session.post(f"{revived.url}/v1/conversations/web-1/turns", headers=bot,
                                     json=body) as r:
                 assert r.status == 200, await r.text()
@@ -94,7 +78,7 @@ async def test_a_crash_between_the_write_and_the_queue_loses_no_webhook_and_send
         doomed.stop()
         store.stop()
 
-    arrived = desk.got
+    arrived = receiver.got
     per_delivery = Counter(r.headers["Handoff-Delivery-Id"] for r in arrived)
     assert len(per_delivery) == 2 and set(per_delivery.values()) == {1}, per_delivery
     turns = sorted(json.loads(r.body)["data"]["record"]["id"] for r in arrived)
