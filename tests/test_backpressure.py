@@ -55,10 +55,16 @@ async def test_a_process_at_its_event_stream_cap_refuses_one_more_stream(
         assert "Retry-After" in second.headers
     # The first stream is closed: there is room again, once the server has seen it go (a
     # refusal is decided before any work, so the next request can arrive before that).
+    await until_a_stream_opens(app, path, keys("agent"))
+
+
+async def until_a_stream_opens(app: Any, path: str, headers: dict[str, str]) -> None:
+    """Open (and close) a stream once the server has seen earlier ones go: a refusal is decided
+    before any work, so a request can arrive before the server noticed a client leave."""
     for _ in range(100):
-        again = await app.get(path, headers=keys("agent"))
+        again = await app.get(path, headers=headers)
         again.close()
         if again.status == 200:
-            break
+            return
         await asyncio.sleep(0.01)
-    assert again.status == 200
+    raise AssertionError(f"{path} still refused: {again.status}")

@@ -27,6 +27,7 @@ from handoff.services.deps import Principal
 from handoff.settings import Settings
 from tests.conftest import CLUSTER, AppFactory, Keys
 from tests.test_adapter_rasa import tracker
+from tests.test_backpressure import until_a_stream_opens
 from tests.test_events import Event, EventStream, following, say
 
 Client = TestClient[Any, Any]
@@ -180,13 +181,7 @@ async def test_a_tenant_at_its_stream_cap_gets_429_while_another_tenant_opens_st
         for r in opened:
             r.close()
     # Streams closed, room again (once the server has seen them go).
-    for _ in range(100):
-        again = await app.get(path, headers=keys("agent"))
-        again.close()
-        if again.status == 200:
-            break
-        await asyncio.sleep(0.01)
-    assert again.status == 200
+    await until_a_stream_opens(app, path, keys("agent"))
 
 
 async def test_a_vendors_post_to_an_events_webhook_counts_as_a_request_in_flight(
