@@ -18,16 +18,9 @@ import msgpack
 import redis
 
 from tests.redis_peek import blobs, snapshot
+from tests.test_data_protection import luhn
 
 # -- card numbers ------------------------------------------------------------------------------
-
-
-def luhn(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch) * (2 if i % 2 else 1)
-        total += d - 9 if d > 9 else d
-    return total % 10 == 0
 
 
 def random_pan(length: int = 16, prefix: str | None = None) -> str:
