@@ -27,8 +27,12 @@ async def panel_link(client: Client, keys: Keys, agent: str = "agent-7") -> str:
     return url
 
 
-async def open_panel(browser: Browser, url: str, width: int = 1280, height: int = 800) -> Page:
+async def open_panel(browser: Browser, url: str, width: int = 1280, height: int = 800,
+                     cut_live_queue: bool = False) -> Page:
     page = await browser.new_page(viewport={"width": width, "height": height})
+    if cut_live_queue:
+        # Cut before the page loads: a stream that connected first would still see the accept.
+        await page.route("**/v1/handoffs/events*", lambda route: route.abort())
     await page.goto(url)
     return page
 
@@ -157,9 +161,9 @@ async def test_a_second_agent_accepting_the_same_handoff_is_told_who_took_it(
         browser: Browser, client: Client, keys: Keys) -> None:
     world = await build_world(client, keys)
     first = await open_panel(browser, await panel_link(client, keys, "agent-7"))
-    second = await open_panel(browser, await panel_link(client, keys, "agent-8"))
     # The second panel's live queue lags behind (its stream is cut), as on a slow network.
-    await second.route("**/v1/handoffs/events*", lambda route: route.abort())
+    second = await open_panel(browser, await panel_link(client, keys, "agent-8"),
+                              cut_live_queue=True)
     for page in (first, second):
         await expect(page.locator(f'[data-handoff-item="{world.handoff_id}"]')).to_be_visible()
     await first.locator(f'button[data-handoff="{world.handoff_id}"]').click()
