@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from schemas import examples as ex
 
 Channel = Literal["chat", "voice", "sms", "email", "social", "other"]
-Role = Literal["bot", "ivr", "agent", "admin"]
+Role = Literal["bot", "ivr", "agent", "supervisor", "admin"]
 TurnRole = Literal["customer", "bot", "agent", "system"]
 
 IdentityKind = Annotated[

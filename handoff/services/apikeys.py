@@ -17,7 +17,7 @@ from handoff.memo import Memo
 from handoff.services.deps import Principal
 from handoff.store import Store
 
-ROLES = ("bot", "ivr", "agent", "admin")
+ROLES = ("bot", "ivr", "agent", "supervisor", "admin")
 TENANT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 LAST_USED_EVERY_S = 60.0
 # Which keys this process recorded a use of lately: "last used" is kept to the minute.
