@@ -15,9 +15,9 @@ from aiohttp.test_utils import TestClient
 
 from handoff import ids
 from handoff.api.state import DEPS
-from handoff.services import identity
-from handoff.store import codec
-from handoff.store.store import CustomerWrite
+from handoff.services import identity, survivors, writes
+from handoff.store import keys as redis_keys
+from handoff.store.records import CustomerWrite
 from schemas.common import CustomerRef, Identity
 from tests.conftest import Keys
 from tests.scenario import brief_of
@@ -152,7 +152,7 @@ async def test_the_turns_stream_in_redis_has_one_entry_per_turn(
         client: Client, keys: Keys, redis_sync: redis.Redis) -> None:
     cus_id = await establish_customer(client, keys)
     await write_everything_twice(client, keys)
-    assert redis_sync.xlen(f"hf:{{acme:{cus_id}}}:turns") == (
+    assert redis_sync.xlen(redis_keys.customer("acme", cus_id).turns) == (
         len(WRITERS) * TURNS_PER_WRITER + 1)
 
 
@@ -210,9 +210,9 @@ async def test_a_visitor_whose_first_post_died_between_link_and_write_can_still_
     # that would have created that customer. The next post, from another tab, must go through.
     deps = client.app[DEPS]
     orphan = ids.customer_id()
-    await deps.store.link("acme", orphan, conversations=[],
-                          identities=chat_identity(client, "visitor-9"),
-                          ttl_ms=deps.retention_ms("acme"))
+    await deps.store.customers.link("acme", orphan, conversations=[],
+                                    identities=chat_identity(client, "visitor-9"),
+                                    ttl_ms=deps.retention_ms("acme"))
 
     result = await post_turns(client, keys("bot"), "tab-c",
                               first_post_body("visitor-9", "is anyone there?"))
@@ -227,7 +227,7 @@ def before_the_first_identity_link(client: Client, monkeypatch: pytest.MonkeyPat
     """Run `meanwhile` (given the customer about to be linked) just before the next request
     links an identity: the moment a racing request would slip in."""
     store = client.app[DEPS].store
-    real_link = store.link
+    real_link = store.customers.link
     fired = False
 
     async def link(tenant: str, cus_id: str, **kw: Any) -> dict[str, str]:
@@ -237,7 +237,7 @@ def before_the_first_identity_link(client: Client, monkeypatch: pytest.MonkeyPat
             await meanwhile(cus_id)
         return await real_link(tenant, cus_id, **kw)
 
-    monkeypatch.setattr(store, "link", link)
+    monkeypatch.setattr(store.customers, "link", link)
 
 
 async def test_a_write_that_reached_the_loser_of_a_first_contact_race_joins_the_winner(
@@ -284,13 +284,16 @@ async def test_a_customer_given_up_before_anything_reached_it_leaves_a_pointer_f
                              first_post_body("visitor-6", "from tab d"))
     monkeypatch.undo()
 
-    stub = f"hf:{{acme:{losers[0]}}}:meta"
+    stub = redis_keys.customer("acme", losers[0]).meta
     assert redis_sync.hgetall(stub) == {b"merged_into": first["customer_id"].encode()}
-    assert 0 < redis_sync.pttl(stub) <= identity.IN_FLIGHT_MS
+    assert 0 < redis_sync.pttl(stub) <= survivors.IN_FLIGHT_MS
     brief = await brief_of(client, keys, "chat:visitor-6")
     assert brief["merges"] == []
     assert sorted(t["text"] for t in brief["turns"]) == ["from tab d", "from tab e"]
     # A request that resolved the abandoned customer before the pointer follows it.
-    moved_to, _ = await identity.write(client.app[DEPS], "acme", losers[0], CustomerWrite(
-        hset=[("facts", "late", codec.pack({"value": "x"}))]))
+    late = CustomerWrite()
+    late.set_fact({"key": "late", "value": "x", "verified": False, "channel": None,
+                   "conversation_id": None, "turn_id": None, "source": None, "at": 0, "by": "t"},
+                  announce="fact.set")
+    moved_to, _ = await writes.write(client.app[DEPS], "acme", losers[0], late)
     assert moved_to == first["customer_id"]

@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 import redis
 
+from handoff.store import keys as redis_keys
 from tests.conftest import CLUSTER, RedisServer
 from tests.faults.service import Service, service_on_its_own_redis, transcript_ids
 
@@ -120,7 +121,7 @@ async def crash_and_recover(service: Service, store: RedisServer, bot: dict[str,
         stored = await transcript_ids(session, url, customer, agent)
         peek = redis.Redis(port=store.port)
         try:
-            xlen = peek.xlen(f"hf:{{acme:{customer}}}:turns")
+            xlen = peek.xlen(redis_keys.customer("acme", customer).turns)
         finally:
             peek.close()
         duplicates = len(stored) - len(set(stored))

@@ -35,6 +35,7 @@ from aiohttp.test_utils import TestClient
 from handoff import logs
 from handoff.api.state import DEPS
 from handoff.settings import Settings
+from handoff.store import keys as redis_keys
 from tests.conftest import AppFactory, Keys
 
 Client = TestClient[Any, Any]
@@ -487,10 +488,11 @@ async def brief_of(client: Client, keys: Keys, customer: str) -> Json:
 
 # Left after an erasure on purpose, holding no identifier of the customer: the audit trail (its
 # entries name customers by keyed hash only), counters of wrong codes per key and address, the
-# invalidation stream (index key names, which are digests) and idempotency keys (hand-off id and
-# a hash of the request, so a retried request is refused instead of creating a new hand-off).
+# invalidation stream (index key names, which are digests), idempotency keys (hand-off id and
+# a hash of the request, so a retried request is refused instead of creating a new hand-off) and
+# the effort KPIs' hourly and daily counts per queue (numbers of hand-offs and seconds waited).
 KEPT_AFTER_ERASURE = re.compile(
-    rb"^hf:(\{acme\}:(audit(:[0-9a-f]+)?|rate:.*|idem:.*)|invalidations)$")
+    rb"^hf:(\{acme\}:(audit(:[0-9a-f]+)?|rate:.*|idem:.*|kpi:[hd]\d+(:w:.*)?)|invalidations)$")
 # One more, for a day: a tombstone per erased customer id, holding nothing but "1", so that a
 # write which resolved the customer just before the erasure cannot bring it back.
 TOMBSTONE = re.compile(rb"^hf:\{acme:cus_[0-9A-Z]{26}\}:erased$")
@@ -502,7 +504,7 @@ async def test_erasing_a_customer_removes_every_key_index_entry_handoff_code_and
     await bystander(client, keys)
     before = set(scan(redis_sync))
     story = await rich_story(client, keys)
-    assert redis_sync.exists(f"hf:{{acme:code:{story.open_code}}}") == 1
+    assert redis_sync.exists(redis_keys.code("acme", story.open_code)) == 1
 
     answer = await call(client, "DELETE", f"/v1/customers/{ref('chat', story.visitor)}",
                         keys("admin"))
@@ -517,7 +519,7 @@ async def test_erasing_a_customer_removes_every_key_index_entry_handoff_code_and
     n = f"({len(store.keys)} keys scanned)"
     tombstones = [k for k in store.keys if TOMBSTONE.match(k)]
     assert sorted(tombstones) == sorted(
-        f"hf:{{acme:{c}}}:erased".encode() for c in story.ids)
+        redis_keys.customer("acme", c).erased.encode() for c in story.ids)
     for k in tombstones:
         assert redis_sync.get(k) == b"1" and 0 < redis_sync.pttl(k) <= DAY_MS
     named = [k for k in store.keys if any(c.encode() in k for c in story.ids)
@@ -526,12 +528,12 @@ async def test_erasing_a_customer_removes_every_key_index_entry_handoff_code_and
     pointing = {k: v for k, v in store.strings().items() if any(c in v for c in story.ids)}
     assert not pointing, f"index entries still point at the erased customer {n}: {pointing}"
     for ho_id in story.handoffs:
-        assert f"hf:{{acme}}:ho:{ho_id}".encode() not in store.contents
+        assert redis_keys.handoff("acme", ho_id).encode() not in store.contents
     queued = [k for k in store.keys if b":q:" in k
               and any(h in v for v in store.contents[k] for h in story.handoffs)]
     assert not queued, f"queue entries of the erased hand-offs remain: {queued}"
-    assert f"hf:{{acme:code:{story.open_code}}}".encode() not in store.contents
-    events = store.text(lambda k: k == b"hf:{acme}:events")
+    assert redis_keys.code("acme", story.open_code).encode() not in store.contents
+    events = store.text(lambda k: k == redis_keys.queue_events("acme").encode())
     assert "Parcel late" in events
     assert not [t for t in story.traces if t in events], "queue events still mention it"
     left = sorted(k for k in set(store.keys) - before
@@ -542,7 +544,8 @@ async def test_erasing_a_customer_removes_every_key_index_entry_handoff_code_and
     assert not traces, f"the store still names the erased customer {n}: {traces}"
     # An idempotency record keeps the id of the hand-off it made, so that a retried request is
     # refused rather than replayed; nothing else may name the erased hand-offs.
-    rest = store.text(lambda k: not k.startswith(b"hf:{acme}:idem:"))
+    idempotency = redis_keys.idempotency("acme", "", "").removesuffix(":").encode()
+    rest = store.text(lambda k: not k.startswith(idempotency))
     assert not [h for h in story.handoffs if h in rest], f"its hand-offs are named {n}"
 
 
@@ -581,15 +584,15 @@ async def test_a_post_that_found_the_customer_just_before_its_erasure_does_not_b
     first = await call(client, "POST", f"/v1/conversations/{chat_id}/turns", keys("bot"), body)
     cus_id = first["customer_id"]
     store = client.app[DEPS].store
-    real_write = store.write
+    real_write = store.customers.write
 
     async def erase_first(tenant: str, target: str, *args: Any, **kw: Any) -> Any:
         # The post has resolved the customer; the admin's erasure completes before it writes.
-        monkeypatch.setattr(store, "write", real_write)
+        monkeypatch.setattr(store.customers, "write", real_write)
         await call(client, "DELETE", f"/v1/customers/{target}", keys("admin"))
         return await real_write(tenant, target, *args, **kw)
 
-    monkeypatch.setattr(store, "write", erase_first)
+    monkeypatch.setattr(store.customers, "write", erase_first)
     body["turns"][0] |= {"id": "t2", "text": "My card is 4111 1111 1111 1111"}
     late = await client.post(f"/v1/conversations/{chat_id}/turns", headers=keys("bot"),
                              json=body)
@@ -597,7 +600,7 @@ async def test_a_post_that_found_the_customer_just_before_its_erasure_does_not_b
     assert late.status == 404, await late.text()
     assert (await late.json())["detail"] == "the customer no longer exists"
     left = [k for k in scan(redis_sync) if cus_id.encode() in k]
-    assert left == [f"hf:{{acme:{cus_id}}}:erased".encode()]
+    assert left == [redis_keys.customer("acme", cus_id).erased.encode()]
     assert await status_of(client, "GET", f"/v1/customers/{cus_id}/context",
                            keys("agent")) == 404
     # The next post starts afresh, as a customer nobody has seen.
@@ -976,7 +979,7 @@ async def test_an_address_blocked_on_one_process_is_refused_by_another_but_not_a
     await within_one_minute(5)
     for n in range(4):
         assert await works(first, f"hk_not-a-key-{n}") in (401, 429)
-    (counter,) = redis_sync.scan_iter(match="hf:authfail:*")
+    (counter,) = redis_sync.scan_iter(match=redis_keys.auth_failures("*", 0).removesuffix(":0"))
 
     heard, answers = False, []
     for n in range(40):  # the other process hears of the block through Redis within moments

@@ -11,6 +11,7 @@ from typing import Any
 import redis
 from aiohttp.test_utils import TestClient
 
+from handoff.store import keys as redis_keys
 from tests.conftest import AppFactory, Keys
 
 PROBLEM = "application/problem+json"
@@ -75,12 +76,12 @@ def wrong_code(right: str) -> str:
 def overdue(redis_sync: redis.Redis, ho_id: str) -> None:
     """Move a pending hand-off's deadline into the past, as if its time had run out."""
     past = int(time.time() * 1000) - 1000
-    redis_sync.hset(f"hf:{{acme}}:ho:{ho_id}", "expires_ms", str(past))
-    redis_sync.zadd("hf:{acme}:q:deadline:*", {ho_id: past})
+    redis_sync.hset(redis_keys.handoff("acme", ho_id), "expires_ms", str(past))
+    redis_sync.zadd(redis_keys.queue("acme", "deadline", None), {ho_id: past})
 
 
 # Bookkeeping that every request may touch: attempt counters and a key's "last used" time.
-BOOKKEEPING = (b":rate:", b":codefail", b"hf:key:")
+BOOKKEEPING = (b":rate:", b":codefail", redis_keys.api_key("").encode())
 
 
 def snapshot(redis_sync: redis.Redis) -> dict[Any, Any]:
@@ -407,7 +408,7 @@ async def test_an_expired_continuation_code_is_not_found(
         client: TestClient[Any, Any], keys: Keys, redis_sync: redis.Redis) -> None:
     ho = await request_handoff(client, keys, continuation=True)
     code = ho["continuation_code"]
-    assert redis_sync.delete(f"hf:{{acme:code:{code}}}") == 1
+    assert redis_sync.delete(redis_keys.code("acme", code)) == 1
 
     r = await redeem(client, keys, code)
 

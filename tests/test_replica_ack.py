@@ -19,6 +19,7 @@ from handoff.api.state import DEPS
 from handoff.app import create_app
 from handoff.services import apikeys
 from handoff.settings import Settings
+from handoff.store import keys as redis_keys
 from handoff.store.multiplex import Multiplexed
 from tests.conftest import CLUSTER, RedisServer, free_port
 
@@ -83,7 +84,7 @@ async def test_a_write_is_answered_once_a_replica_has_it_and_503_while_none_can(
     customer = (await r.json())["customer_id"]
     copy = redis.Redis(port=replica.port)
     try:  # answered, so already on the replica: no waiting for it here
-        assert copy.xlen(f"hf:{{acme:{customer}}}:turns") == 1
+        assert copy.xlen(redis_keys.customer("acme", customer).turns) == 1
     finally:
         copy.close()
 

@@ -139,9 +139,9 @@ async def test_a_revocation_whose_notice_was_missed_still_ends_the_stream(
     store = client.app[DEPS].store
     doomed = await key_id(client, keys)
     async with following(client, "/v1/handoffs/events", keys("agent")) as events:
-        digest = await store.api_key_digest(doomed)
+        digest = await store.access.api_key_digest(doomed)
         assert digest is not None
-        await store.update_api_key(digest, {"revoked_ms": str(int(time.time() * 1000))})
+        await store.access.update_api_key(digest, {"revoked_ms": str(int(time.time() * 1000))})
         # Keys are remembered for up to 5 s: the re-read sees the change once that runs out.
         end = await last_words(events, 5 + 1 + AT_ONCE_S)
     assert (end.type, end.data["reason"]) == ("access.ended", "key_revoked")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from handoff.errors import Unprocessable
-from handoff.services import identity
+from handoff.errors import NotFound, Unprocessable
+from handoff.services import identity, resolving
 from handoff.services.deps import Deps, Principal
-from handoff.services.timefmt import moment
-from handoff.store.store import AuditNote
+from handoff.store.audit import AuditNote
+from handoff.store.kpis import AcceptRider
+from handoff.timefmt import moment
 from schemas.admin import AuditEntry
 from schemas.common import Page
 
@@ -33,9 +34,19 @@ def note(deps: Deps, principal: Principal, cus_id: str, what: str, viewer: Viewe
 
 
 async def record(deps: Deps, principal: Principal, cus_id: str, what: str,
-                 viewer: Viewer) -> None:
-    """Log an agent key's read of a customer before the data leaves (no log, no data)."""
-    await deps.store.audit(note(deps, principal, cus_id, what, viewer))
+                 viewer: Viewer, also: AcceptRider | None = None) -> None:
+    """Log an agent key's read of a customer before the data leaves (no log, no data);
+    `also` rides in the same round trip."""
+    await deps.store.audit.audit(note(deps, principal, cus_id, what, viewer), also)
+
+
+async def logged_if_found(deps: Deps, note: AuditNote | None, exists: bool) -> None:
+    """After a read that carried `note` in its round trip: a customer that does not exist was
+    not read, so nothing stays logged (the entry is taken back), and it is 404."""
+    if not exists:
+        if note is not None:
+            await deps.store.audit.unaudit(note)
+        raise NotFound("no such customer")
 
 
 async def read(deps: Deps, principal: Principal, customer: str | None, before: str | None,
@@ -48,8 +59,8 @@ async def read(deps: Deps, principal: Principal, customer: str | None, before: s
     if customer:
         # An erased customer cannot be resolved any more; its id still finds its entries.
         cus_id = customer if identity.CUSTOMER_ID.match(customer) else (
-            await identity.resolve_ref(deps, principal, customer))
-    entries = await deps.store.read_audit(principal.tenant, cus_id, before, limit)
+            await resolving.resolve_ref(deps, principal, customer, loc=("query", "customer")))
+    entries = await deps.store.audit.read_audit(principal.tenant, cus_id, before, limit)
     items = [AuditEntry(
         id=entry_id, at=moment(entry_id.split("-")[0]), key_id=f["key_id"].decode(),
         role=f["role"].decode(), what=f["what"].decode(),

@@ -16,11 +16,9 @@ from typing import NamedTuple
 
 from handoff import ids
 from handoff.errors import NotFound, StoreUnavailable, TooManyRequests, Unprocessable
-from handoff.services import identity
-from handoff.services.conversations import conversation_record
+from handoff.services import identity, merging, resolving, survivors, writes
 from handoff.services.deps import Deps, Principal
-from handoff.store import codec
-from handoff.store.store import CustomerWrite
+from handoff.store.records import CustomerWrite
 from schemas.handoffs import RedeemIn, RedeemResult
 
 WINDOW_MS = 60_000
@@ -43,14 +41,14 @@ async def issue(deps: Deps, tenant: str, customer_id: str, handoff_id: str) -> t
     record = {"customer_id": customer_id, "handoff_id": handoff_id, "expires_at": expires}
     for _ in range(20):
         code = ids.numeric_code(deps.settings.continuation_digits)
-        if await deps.store.put_code(tenant, code, record, ttl_ms):
+        if await deps.store.access.put_code(tenant, code, record, ttl_ms):
             return code, expires
     raise StoreUnavailable("no free continuation code; raise continuation_digits")
 
 
 async def discard(deps: Deps, tenant: str, code: str | None) -> None:
     if code is not None:
-        await deps.store.take_code(tenant, code)
+        await deps.store.access.take_code(tenant, code)
 
 
 async def redeem(deps: Deps, principal: Principal, code: str, body: RedeemIn,
@@ -71,55 +69,58 @@ async def redeem(deps: Deps, principal: Principal, code: str, body: RedeemIn,
     now = deps.now_ms()
     window = now // WINDOW_MS
     lifetime_ms = settings.continuation_ttl_seconds * 1000
-    limits = [_Limit(deps.store.code_failures_key(tenant, body.conversation_id), lifetime_ms,
+    access = deps.store.access
+    limits = [_Limit(access.code_failures_key(tenant, body.conversation_id), lifetime_ms,
                      settings.continuation_max_failures, "this call")]
-    limits += [_Limit(deps.store.caller_failures_key(tenant, caller), lifetime_ms,
+    limits += [_Limit(access.caller_failures_key(tenant, caller), lifetime_ms,
                       settings.continuation_caller_max_failures, "this caller") for caller in own]
-    limits.append(_Limit(deps.store.wrong_codes_key(tenant, f"key:{principal.key_id}", window),
+    limits.append(_Limit(access.wrong_codes_key(tenant, f"key:{principal.key_id}", window),
                          WINDOW_MS * 2, settings.redeem_attempts_per_minute, "this key",
                          per_minute=True))
     if address:
-        limits.append(_Limit(deps.store.wrong_codes_key(tenant, f"addr:{address}", window),
+        limits.append(_Limit(access.wrong_codes_key(tenant, f"addr:{address}", window),
                              WINDOW_MS * 2, settings.redeem_attempts_per_minute, "this address",
                              per_minute=True))
-    counts = await deps.store.reserve([(limit.name, limit.ttl_ms) for limit in limits])
+    counts = await access.reserve([(limit.name, limit.ttl_ms) for limit in limits])
     names = [limit.name for limit in limits]
     for limit, count in zip(limits, counts, strict=True):
         if count > limit.most:
-            await deps.store.release(names)
+            await access.release(names)
             # A call or caller stays locked until the codes it could have been guessing have
             # expired; a key or address until the minute is over.
             retry = (max(1, (WINDOW_MS - now % WINDOW_MS) // 1000) if limit.per_minute
-                     else max(1, await deps.store.ttl_ms(limit.name) // 1000))
+                     else max(1, await access.ttl_ms(limit.name) // 1000))
             raise TooManyRequests(f"too many wrong continuation codes from {limit.who}",
                                   retry_after=retry)
-    record = await deps.store.take_code(tenant, code)
+    record = await deps.store.access.take_code(tenant, code)
     if record is None:
         raise NotFound("no such continuation code (wrong, expired or already used)")
-    await deps.store.release(names)
-    target = await identity.survivor(deps, tenant, record["customer_id"], pending=True)
+    await deps.store.access.release(names)
+    target = await survivors.survivor(deps, tenant, record["customer_id"], pending=True)
     try:
-        caller: identity.Resolved | None = await identity.resolve_writer(
+        caller: resolving.Resolved | None = await resolving.resolve_writer(
             deps, principal, conversation_id=body.conversation_id, channel=body.channel,
             customer=body.customer, create=False)
     except NotFound:
         caller = None  # a call we have never seen: it simply joins the code's customer
     merged: list[str] = []
     if caller is not None and caller.customer_id != target:
-        merged = await identity.merge(deps, tenant, target, caller.customer_id,
+        merged = await merging.merge(deps, tenant, target, caller.customer_id,
                                       via="continuation")
     now = deps.now_ms()
-    change = CustomerWrite(events=[("continuation.redeemed", codec.pack(
-        {"conversation_id": body.conversation_id, "channel": body.channel,
-         "handoff_id": record.get("handoff_id"), "at": now}))])
-    conversation_record(change, body.conversation_id, channel=body.channel, source=body.source,
-                        started_ms=now, by=principal.key_id)
+    change = CustomerWrite()
+    change.announce("continuation.redeemed", {
+        "conversation_id": body.conversation_id, "channel": body.channel,
+        "handoff_id": record.get("handoff_id"), "at": now})
+    change.note_conversation(body.conversation_id, channel=body.channel, source=body.source,
+                             started_ms=now, by=principal.key_id)
     if caller is not None:
-        identity.identity_records(caller, channel=body.channel,
+        resolving.identity_records(caller, channel=body.channel,
                                   conversation_id=body.conversation_id, now_ms=now,
                                   change=change)
-    target, _ = await identity.write(deps, tenant, target, change)
+    target, _ = await writes.write(deps, tenant, target, change)
     # The call's own identities (its number, the call id) now lead to the chat's customer.
-    await deps.store.link(tenant, target, conversations=[body.conversation_id],
-                          identities=own, ttl_ms=deps.retention_ms(tenant), overwrite=True)
+    await deps.store.customers.link(tenant, target, conversations=[body.conversation_id],
+                                    identities=own, ttl_ms=deps.retention_ms(tenant),
+                                    overwrite=True)
     return RedeemResult(customer_id=target, handoff_id=record.get("handoff_id"), merged=merged)

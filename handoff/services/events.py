@@ -11,11 +11,11 @@ from typing import Any, TypeVar
 
 from handoff import logs
 from handoff.errors import BadRequest, HandoffError
-from handoff.services.conversations import turn_view, unpack_turn
+from handoff.services.conversations import turn_view
 from handoff.services.deps import Deps, Principal
-from handoff.services.timefmt import iso
-from handoff.store import codec
-from handoff.store.store import StreamEntry
+from handoff.store import records
+from handoff.store.codec import StreamEntry
+from handoff.timefmt import iso
 
 EVENT_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 TIME_FIELDS = ("at", "ts", "verified_at", "expires_at", "started_at")
@@ -50,15 +50,13 @@ def check_last_event_id(value: str | None) -> str | None:
 def decode(entry: StreamEntry, customer_id: str | None,
            conversations: dict[str, Any] | None = None) -> Event:
     """An event as agents see it: its type, the customer, the changed record."""
-    event_id, fields = entry
-    kind = fields["t"].decode()
+    event_id, kind, data, cursor = records.event_of(entry)
     if kind == "turn":
-        turn = turn_view((fields.get("c", b"").decode() or event_id, {"d": fields["d"]}),
-                         conversations or {})
-        return Event(event_id, "turn.appended",
-                     {"type": "turn.appended", "customer_id": customer_id,
+        turn = turn_view(cursor or event_id, records.unpack_turn(data), conversations or {})
+        return Event(event_id, records.TURN_APPENDED,
+                     {"type": records.TURN_APPENDED, "customer_id": customer_id,
                       "record": turn.model_dump(mode="json", exclude_none=True)})
-    record = codec.unpack(fields["d"])
+    record = records.unpack_record(data)
     if isinstance(record, dict):
         record = {k: (iso(v) if k in TIME_FIELDS and isinstance(v, int) else v)
                   for k, v in record.items() if k != "by"}
@@ -77,28 +75,33 @@ class Conversations:
     async def covering(self, entries: list[StreamEntry]) -> dict[str, Any]:
         if self.customer_id is None:
             return self.known
-        for _, fields in entries:
-            if fields["t"] == b"turn":
-                conversation = unpack_turn(fields["d"])["conversation_id"]
+        for entry in entries:
+            event = records.event_of(entry)
+            if event.kind == "turn":
+                conversation = records.unpack_turn(event.data)["conversation_id"]
                 if conversation not in self.known:
-                    self.known = await self.deps.store.read_hash(self.tenant, self.customer_id,
-                                                                 "convs")
+                    self.known = await self.deps.store.customers.read_conversations(
+                        self.tenant, self.customer_id)
                     break
         return self.known
 
 
-async def position(deps: Deps, tenant: str, customer_id: str | None, after: str | None) -> str:
+async def position(deps: Deps, tenant: str, customer_id: str | None, after: str | None, *,
+                   stream: str | None = None) -> str:
     """Where a stream starts: after `after`, or after its newest event so far."""
-    return after or await deps.store.last_event_id(deps.store.events_key(tenant, customer_id))
+    return after or await deps.store.events.last_event_id(
+        stream or deps.store.events.events_key(tenant, customer_id))
 
 
 async def follow(deps: Deps, tenant: str, customer_id: str | None, after: str, *,
-                 replay: bool, block_ms: int = 15_000) -> AsyncGenerator[list[Event], None]:
-    """Batches of events of a customer (or, with no customer, of the tenant's queue) after
-    `after` (see `position`); an empty batch is a heartbeat tick. `replay`: the client asked to
-    resume, so what is already stored after `after` is read first; a new stream starts at the
-    newest event, where there is nothing to replay."""
-    stream = deps.store.events_key(tenant, customer_id)
+                 replay: bool, block_ms: int = 15_000, stream: str | None = None
+                 ) -> AsyncGenerator[list[Event], None]:
+    """Batches of events of a customer (or, with no customer, of the tenant's queue, or of
+    another tenant `stream`: its alerts) after `after` (see `position`); an empty batch is a
+    heartbeat tick. `replay`: the client asked to resume, so what is already stored after
+    `after` is read first; a new stream starts at the newest event, where there is nothing to
+    replay."""
+    stream = stream or deps.store.events.events_key(tenant, customer_id)
     conversations = Conversations(deps, tenant, customer_id)
 
     async def decoded(entries: list[StreamEntry]) -> list[Event]:
@@ -109,7 +112,7 @@ async def follow(deps: Deps, tenant: str, customer_id: str | None, after: str, *
     replayed = False
     if replay:
         while True:
-            entries = await deps.store.read_events(stream, cursor, REPLAY_BATCH)
+            entries = await deps.store.events.read_events(stream, cursor, REPLAY_BATCH)
             if not entries:
                 break
             cursor = entries[-1][0]
@@ -118,7 +121,7 @@ async def follow(deps: Deps, tenant: str, customer_id: str | None, after: str, *
     if not replayed:
         # Live from `cursor` on: let the stream open now, not after the first wait runs out.
         yield []
-    reader = deps.store.event_reader()
+    reader = deps.store.events.event_reader()
     try:
         while True:
             entries = await reader.wait(stream, cursor, block_ms, REPLAY_BATCH)
@@ -201,12 +204,12 @@ class Lifetimes:
         self._open: dict[str, set[Lifetime]] = {}
         self._rechecks: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        deps.store.listen("key", self._heard)
+        deps.store.notices.listen("key", self._heard)
 
     async def open(self, principal: Principal) -> Lifetime:
         """Follow the credentials of a stream about to open; `close` it when the stream ends."""
         lifetime = Lifetime(principal)
-        digest = await self.deps.store.api_key_digest(principal.key_id)
+        digest = await self.deps.store.access.api_key_digest(principal.key_id)
         if digest is None:
             lifetime.end(KEY_REVOKED)
             return lifetime
@@ -218,7 +221,7 @@ class Lifetimes:
         if len(streams) == 1:
             self._schedule(digest, self.recheck_s)
         try:
-            self._judge(lifetime, await self.deps.store.get_api_key(digest))
+            self._judge(lifetime, await self.deps.store.access.get_api_key(digest))
         except BaseException:
             self.close(lifetime)
             raise
@@ -255,7 +258,7 @@ class Lifetimes:
 
     async def _reread(self, digest: str) -> None:
         try:
-            record = await self.deps.store.get_api_key(digest)
+            record = await self.deps.store.access.get_api_key(digest)
         except HandoffError as exc:
             if digest in self._open:
                 log.warning("could not re-read a key with open streams (%s); retrying",

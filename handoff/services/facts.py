@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from handoff.services import identity
+from handoff.services import resolving, writes
 from handoff.services.deps import Deps, Principal
 from handoff.services.privacy import Privacy, refuse_card_numbers
-from handoff.store import codec
-from handoff.store.store import CustomerWrite
+from handoff.store.records import CustomerWrite, FactRecord
 from schemas.conversations import FactInput, FactsBody, FactsResult, PutFacts
 
 # Only keys that can prove something may mark a fact verified.
@@ -23,15 +20,12 @@ def add_facts(change: CustomerWrite, facts: FactsBody, *, principal: Principal, 
     for key, given in facts.items():
         value, verified = ((given.value, given.verified) if isinstance(given, FactInput)
                            else (given, False))
-        record: dict[str, Any] = {
+        record: FactRecord = {
             "key": key, "value": privacy.mask_value(principal.tenant, value),
             "verified": verified and principal.role in VERIFYING_ROLES,
             "channel": channel, "conversation_id": conversation_id, "turn_id": turn_id,
             "source": source, "at": now_ms, "by": principal.key_id}
-        packed = codec.pack(record)
-        change.hset.append(("facts", key, packed))
-        change.xadd.append(("factlog", packed))
-        change.events.append(("fact.set", packed))
+        change.set_fact(record, announce="fact.set")
         keys.append(key)
     return keys
 
@@ -40,11 +34,11 @@ async def put_facts(deps: Deps, principal: Principal, ref: str, body: PutFacts) 
     """Set facts on a customer, merging by key; the previous values stay in the history."""
     refuse_card_numbers(*[(("facts", k), k) for k in body.facts])
     body = deps.privacy.safe_ids(body, "conversation_id", "source")
-    cus_id = await identity.resolve_ref(deps, principal, ref)
+    cus_id = await resolving.resolve_ref(deps, principal, ref)
     change = CustomerWrite()
     keys = add_facts(change, body.facts, principal=principal, privacy=deps.privacy,
                      channel=body.channel,
                      conversation_id=body.conversation_id, turn_id=None, source=body.source,
                      now_ms=deps.now_ms())
-    cus_id, _ = await identity.write(deps, principal.tenant, cus_id, change)
+    cus_id, _ = await writes.write(deps, principal.tenant, cus_id, change)
     return FactsResult(customer_id=cus_id, updated=keys)

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Coroutine
 from typing import Any
 
 from handoff import ids, logs, metrics
 from handoff.errors import Conflict, NotFound, Unprocessable
-from handoff.services import continuations, identity
-from handoff.services.conversations import conversation_record
+from handoff.services import continuations, resolving, writes
 from handoff.services.deps import Deps, Principal
-from handoff.services.timefmt import iso
-from handoff.store import codec
-from handoff.store.store import CustomerWrite
+from handoff.store.records import CustomerWrite
+from handoff.timefmt import iso
 from schemas.common import Page
 from schemas.handoffs import HandBackIn, Handoff, HandoffIn
 
 IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000
-# The customer's meta field holding its last human contact (JSON).
-HUMAN_CONTACT = "human"
+# What a customer keeps of the last hand-off a person closed with it.
+HUMAN_CONTACT_FIELDS = ("id", "status", "agent_id", "note", "outcome", "to", "closed_ms")
 PRIORITY_SPAN = 10**13  # larger than any epoch millisecond, so score = priority, then age
 
 
@@ -52,7 +50,7 @@ async def create(deps: Deps, principal: Principal, body: HandoffIn,
     """Request a hand-off; with an Idempotency-Key a retry answers the first one. (record, new)"""
     tenant = principal.tenant
     body = deps.privacy.safe_ids(body, "conversation_id", "source", "queue")
-    resolved = await identity.resolve_writer(
+    resolved = await resolving.resolve_writer(
         deps, principal, conversation_id=body.conversation_id, channel=body.channel,
         customer=body.customer)
     now = deps.now_ms()
@@ -70,9 +68,9 @@ async def create(deps: Deps, principal: Principal, body: HandoffIn,
     if body.continuation:
         code, code_expires = await continuations.issue(deps, tenant, resolved.customer_id, ho_id)
         record |= {"code": code, "code_expires_ms": str(code_expires)}
-    idem = (deps.store.idempotency_key(tenant, principal.key_id, idempotency_key)
+    idem = (deps.store.handoffs.idempotency_key(tenant, principal.key_id, idempotency_key)
             if idempotency_key else None)
-    outcome, final_id = await deps.store.create_handoff(
+    outcome, final_id = await deps.store.handoffs.create_handoff(
         tenant, record, score=float(record["score"]), deadline_ms=int(record["expires_ms"]),
         now_ms=now, idempotency=idem, idempotency_ttl_ms=IDEMPOTENCY_TTL_MS,
         fingerprint=_fingerprint(deps, body, resolved.customer_id),
@@ -85,19 +83,23 @@ async def create(deps: Deps, principal: Principal, body: HandoffIn,
         await continuations.discard(deps, tenant, code)
     else:
         metrics.handoff(tenant, body.queue, "requested")
-    found = await deps.store.get_handoffs(tenant, [final_id])
-    if not found:  # the hand-off this key made was erased since; the key may not make another
-        raise Conflict("the hand-off this Idempotency-Key created no longer exists")
-    stored = found[0]
+    if outcome == "created":  # stored as given: nothing to read back
+        stored = record
+    else:
+        found = await deps.store.handoffs.get_handoffs(tenant, [final_id])
+        if not found:  # the hand-off this key made was erased since; it may not make another
+            raise Conflict("the hand-off this Idempotency-Key created no longer exists")
+        stored = found[0]
     # Second, idempotent step in the customer's slot: the brief lists its hand-offs.
-    change = CustomerWrite(zadd=[("hos", float(stored["created_ms"]), final_id)],
-                           events=[("handoff.requested", codec.pack(_public(stored)))])
-    identity.identity_records(resolved, channel=body.channel,
+    change = CustomerWrite()
+    change.list_handoff(final_id, int(stored["created_ms"]))
+    change.announce("handoff.requested", _public(stored))
+    resolving.identity_records(resolved, channel=body.channel,
                               conversation_id=body.conversation_id, now_ms=now, change=change)
     if body.conversation_id:
-        conversation_record(change, body.conversation_id, channel=body.channel,
-                            source=body.source, started_ms=now, by=principal.key_id)
-    await identity.write(deps, tenant, stored["customer_id"], change)
+        change.note_conversation(body.conversation_id, channel=body.channel,
+                                 source=body.source, started_ms=now, by=principal.key_id)
+    await writes.write(deps, tenant, stored["customer_id"], change)
     return view(stored, with_code=True), outcome == "created"
 
 
@@ -112,7 +114,7 @@ async def get(deps: Deps, principal: Principal, ho_id: str) -> Handoff:
 async def _load(deps: Deps, tenant: str, ho_id: str) -> dict[str, str]:
     if not ho_id.startswith("ho_") or len(ho_id) > 64:
         raise NotFound("no such hand-off")
-    found = await deps.store.get_handoffs(tenant, [ho_id])
+    found = await deps.store.handoffs.get_handoffs(tenant, [ho_id])
     if not found:
         raise NotFound("no such hand-off")
     logs.note_customer(found[0]["customer_id"])
@@ -120,16 +122,21 @@ async def _load(deps: Deps, tenant: str, ho_id: str) -> dict[str, str]:
 
 
 async def _transition(deps: Deps, principal: Principal, ho_id: str, *, allowed: list[str],
-                      target: str, event: str, fields: dict[str, str]) -> dict[str, str]:
+                      target: str, event: str, fields: dict[str, str], mirror: bool = True
+                      ) -> dict[str, str]:
+    """One script moves the hand-off (it reads what it needs itself), then the customer's slot
+    hears of it; `mirror` False leaves that last write to the caller (`mirrored`)."""
     tenant = principal.tenant
-    current = await _load(deps, tenant, ho_id)
-    outcome = await deps.store.transition_handoff(
-        tenant, ho_id, current["queue"], allowed=allowed, target=target, event=event,
+    if not ho_id.startswith("ho_") or len(ho_id) > 64:
+        raise NotFound("no such hand-off")
+    outcome = await deps.store.handoffs.transition_handoff(
+        tenant, ho_id, allowed=allowed, target=target, event=event,
         fields=fields, now_ms=deps.now_ms(), retention_ms=deps.retention_ms(tenant))
     if outcome.result == "missing":
         raise NotFound("no such hand-off")
+    logs.note_customer(outcome.record["customer_id"])
     if outcome.expired_now:
-        metrics.handoff(tenant, current["queue"], "expired")
+        metrics.handoff(tenant, outcome.record["queue"], "expired")
         await _mirror(deps, tenant, outcome.record, "handoff.expired")
     if outcome.result == "conflict":
         who = outcome.record.get("agent_id")
@@ -137,48 +144,49 @@ async def _transition(deps: Deps, principal: Principal, ho_id: str, *, allowed: 
         detail = f"the hand-off is {status}" + (f" by {who}" if who and status == "accepted"
                                                  else "")
         raise Conflict(detail, handoff_status=status)
-    await _mirror(deps, tenant, outcome.record, event)
+    if mirror:
+        await _mirror(deps, tenant, outcome.record, event)
     return outcome.record
 
 
 async def _mirror(deps: Deps, tenant: str, record: dict[str, str], event: str) -> None:
     """Tell the customer's own event stream (and bump its brief version). A human contact that
-    ended is kept on the customer too (`HUMAN_CONTACT` in its meta, read with the brief at no
-    extra cost), so whoever talks to the customer next continues from the agent's note."""
-    change = CustomerWrite(zadd=[("hos", float(record["created_ms"]), record["id"])],
-                           events=[(event, codec.pack(_public(record)))])
+    ended is kept on the customer too (read with the brief at no extra cost), so whoever talks
+    to the customer next continues from the agent's note."""
+    change = CustomerWrite()
+    change.list_handoff(record["id"], int(record["created_ms"]))
+    change.announce(event, _public(record))
     if record["status"] in ("handed_back", "resolved") and record.get("agent_id"):
-        change.hset.append(("meta", HUMAN_CONTACT, json.dumps(
-            {k: record.get(k, "") for k in ("id", "status", "agent_id", "note", "outcome", "to",
-                                            "closed_ms")}, separators=(",", ":"))))
-    await identity.write(deps, tenant, record["customer_id"], change)
-
-
-def human_contact(meta: dict[str, str]) -> dict[str, str] | None:
-    """The last human contact a customer's meta holds (see `_mirror`), if any."""
-    raw = meta.get(HUMAN_CONTACT)
-    if not raw:
-        return None
-    found = json.loads(raw)
-    return found if isinstance(found, dict) else None
+        change.note_human_contact({k: record.get(k, "") for k in HUMAN_CONTACT_FIELDS})
+    await writes.write(deps, tenant, record["customer_id"], change)
 
 
 async def accept(deps: Deps, principal: Principal, ho_id: str, agent_id: str) -> Handoff:
     """Claim a pending hand-off; exactly one agent wins, a retry by the winner wins again."""
+    record, mirror = await claim(deps, principal, ho_id, agent_id)
+    if mirror is not None:
+        await mirror
+    return record
+
+
+async def claim(deps: Deps, principal: Principal, ho_id: str, agent_id: str
+                ) -> tuple[Handoff, Coroutine[Any, Any, None] | None]:
+    """Accept's own part: the hand-off as accepted, and the write that tells the customer's
+    slot (None for a retry by the winner), for the caller to send alongside its own reads."""
     agent_id = deps.privacy.safe_id(agent_id)
     try:
         record = await _transition(
             deps, principal, ho_id, allowed=["pending"], target="accepted",
-            event="handoff.accepted",
+            event="handoff.accepted", mirror=False,
             fields={"agent_id": agent_id, "accepted_ms": str(deps.now_ms())})
     except Conflict:
         current = await _load(deps, principal.tenant, ho_id)
         if current["status"] == "accepted" and current.get("agent_id") == agent_id:
-            return view(current)
+            return view(current), None
         raise
     metrics.accepted(principal.tenant, record["queue"], int(record["created_ms"]),
                      int(record["accepted_ms"]))
-    return view(record)
+    return view(record), _mirror(deps, principal.tenant, record, "handoff.accepted")
 
 
 async def resolve(deps: Deps, principal: Principal, ho_id: str, agent_id: str | None,
@@ -245,7 +253,7 @@ async def listing(deps: Deps, principal: Principal, *, status: str, queue: str |
     """One status's hand-offs, most urgent first, then oldest first."""
     after = decode_cursor(before) if before else None
     queue = deps.privacy.safe_id(queue) if queue else queue
-    records = await deps.store.list_handoffs(principal.tenant, status, queue, after, limit)
+    records = await deps.store.handoffs.list_handoffs(principal.tenant, status, queue, after, limit)
     nxt = encode_cursor(records[-1]) if len(records) == limit else None
     return Page[Handoff](items=[view(r) for r in records], next=nxt)
 
@@ -253,10 +261,10 @@ async def listing(deps: Deps, principal: Principal, *, status: str, queue: str |
 async def expire_due(deps: Deps, tenant: str, limit: int = 200) -> int:
     """Expire pending hand-offs past their deadline; safe to run in every process at once."""
     expired = 0
-    for record in await deps.store.due_handoffs(tenant, deps.now_ms(), limit):
+    for record in await deps.store.handoffs.due_handoffs(tenant, deps.now_ms(), limit):
         # Asking for any transition expires an overdue hand-off first; exactly one asker is told.
-        outcome = await deps.store.transition_handoff(
-            tenant, record["id"], record["queue"], allowed=[], target="expired",
+        outcome = await deps.store.handoffs.transition_handoff(
+            tenant, record["id"], allowed=[], target="expired",
             event="handoff.expired", fields={}, now_ms=deps.now_ms(),
             retention_ms=deps.retention_ms(tenant))
         if outcome.expired_now:

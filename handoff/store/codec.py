@@ -26,3 +26,24 @@ def text(raw: bytes | str | None) -> str | None:
     if raw is None:
         return None
     return raw.decode() if isinstance(raw, bytes) else raw
+
+
+# An entry of a Redis stream: its id and its fields (values as stored).
+StreamEntry = tuple[str, dict[str, Any]]
+
+
+def packed_hash(raw: dict[bytes, bytes]) -> dict[str, Any]:
+    """A hash whose values are msgpack records."""
+    return {k.decode(): unpack(v) for k, v in raw.items()}
+
+
+def text_hash(raw: dict[bytes, bytes]) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+def entries(raw: list[tuple[bytes, dict[bytes, bytes]]]) -> list[StreamEntry]:
+    """XRANGE's reply: each entry's id and field names decoded, its values left as bytes."""
+    out: list[StreamEntry] = []
+    for entry_id, fields in raw:
+        out.append((entry_id.decode(), {k.decode(): v for k, v in fields.items()}))
+    return out

@@ -1,4 +1,4 @@
-"""Redis clients: one shared connection for commands; event streams open their own (reader.py).
+"""Redis clients: one shared connection for commands; event streams open their own (events.py).
 
 Where Redis is comes as a URL: `redis://`, `rediss://` or `unix://` for one server,
 `redis+cluster://` (or the cluster setting) for a Redis Cluster, and
@@ -25,6 +25,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from handoff.errors import StoreUnavailable
+from handoff.settings import SENTINEL_SCHEME
 from handoff.store.multiplex import Multiplexed
 
 Client = Redis | RedisCluster | Multiplexed
@@ -34,7 +35,6 @@ _UNAVAILABLE: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutE
 # A primary refusing writes because too few replicas are connected (min-replicas-to-write):
 # like a demoted primary (READONLY), a passing state of a failover, not a bug of the request.
 _UNAVAILABLE_REPLIES = ("NOREPLICAS",)
-SENTINEL_SCHEME = "redis+sentinel://"
 
 
 @dataclass(frozen=True)
@@ -128,19 +128,27 @@ def _sentinel_client(target: SentinelTarget, *, timeout: float, blocking: bool) 
     return client
 
 
+def unavailable(exc: Exception) -> StoreUnavailable | None:
+    """What `exc` means when it says "Redis is away": a lost or refused connection, a timeout,
+    or a server that cannot take writes now (demoted in a failover, or short of replicas); None
+    for any other error."""
+    if isinstance(exc, _UNAVAILABLE):
+        return StoreUnavailable(f"the store is unavailable: {type(exc).__name__}")
+    if isinstance(exc, ResponseError) and str(exc).startswith(_UNAVAILABLE_REPLIES):
+        return StoreUnavailable("the store is unavailable: too few replicas")
+    return None
+
+
 @contextmanager
 def map_exceptions() -> Iterator[None]:
-    """Turn "Redis is away" into StoreUnavailable (503 with Retry-After): a lost or refused
-    connection, a timeout, or a server that cannot take writes now (demoted in a failover, or
-    short of replicas)."""
+    """Turn "Redis is away" into StoreUnavailable (503 with Retry-After), see `unavailable`."""
     try:
         yield
-    except _UNAVAILABLE as exc:
-        raise StoreUnavailable(f"the store is unavailable: {type(exc).__name__}") from exc
-    except ResponseError as exc:
-        if not str(exc).startswith(_UNAVAILABLE_REPLIES):
+    except Exception as exc:
+        error = unavailable(exc)
+        if error is None:
             raise
-        raise StoreUnavailable("the store is unavailable: too few replicas") from exc
+        raise error from exc
 
 
 async def aclose(client: Client) -> None:

@@ -201,3 +201,42 @@ def webhook_outbox(tenant: str) -> str:
     """Customers whose outbox may hold deliveries not yet queued, scored by their last write
     that owed any: what the outbox sweeper looks through."""
     return f"{PREFIX}:{{{tenant}}}:wh:outbox"
+
+
+def kpi_counters(tenant: str, size: str, number: int) -> str:
+    """One hour's (`size` "h") or UTC day's ("d") effort counters of every queue of the tenant,
+    `number` counting hours or days since the epoch; fields are `<queue>|<figure>`."""
+    return f"{PREFIX}:{{{tenant}}}:kpi:{size}{number}"
+
+
+def kpi_samples(tenant: str, size: str, number: int, what: str, queue: str) -> str:
+    """The same bucket's waits (`what` "w": request to accept) of one queue, or of every queue
+    (`*`): whole seconds -> how many."""
+    return f"{PREFIX}:{{{tenant}}}:kpi:{size}{number}:{what}:{queue}"
+
+
+def kpi_customer(tenant: str, customer_digest: str) -> str:
+    """What the effort figures remember of one customer (keyed digest, never the id): the queue
+    of its last accepted hand-off and its open re-ask warnings."""
+    return f"{PREFIX}:{{{tenant}}}:kpi:c:{customer_digest}"
+
+
+def alert(tenant: str, alert_id: str) -> str:
+    """One supervisor alert: its record (msgpack), status and times."""
+    return f"{PREFIX}:{{{tenant}}}:al:{alert_id}"
+
+
+def alerts(tenant: str, status: str) -> str:
+    """The tenant's alerts of one status (`open`, `acknowledged`), by id (all scored 0, so by
+    the time they were raised), or every alert (`raised`) scored by when it was raised."""
+    return f"{PREFIX}:{{{tenant}}}:al:{status}"
+
+
+def alert_events(tenant: str) -> str:
+    """The tenant's alert stream: alert.raised, alert.acknowledged."""
+    return f"{PREFIX}:{{{tenant}}}:al:events"
+
+
+def alert_customer(tenant: str, customer_digest: str) -> str:
+    """The alerts raised about one customer, so erasure can find them (by keyed digest)."""
+    return f"{PREFIX}:{{{tenant}}}:al:c:{customer_digest}"

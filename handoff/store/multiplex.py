@@ -18,161 +18,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ssl
-from collections import deque
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal, cast
+from typing import Any, Literal
 from urllib.parse import unquote, urlparse
 
-import hiredis
-from redis._parsers.base import BaseParser
-from redis._parsers.response_callbacks import get_response_callbacks
 from redis.commands import AsyncCoreCommands
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import InvalidResponse, NoScriptError, ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-Command = tuple[Any, ...]
-# redis-py's command methods name their commands in capitals, as these keys are.
-_CALLBACKS: dict[str, Any] = {str(k).upper(): v for k, v in get_response_callbacks(2, True).items()}
-# Options redis-py's command methods pass along for its own client-side cache, not for parsing.
-_NOT_FOR_PARSING = ("keys", "_never_decode", "_empty_response")
-
-
-def _pack(command: Command) -> bytes:
-    name = command[0]
-    if isinstance(name, str) and " " in name:  # redis-py names some commands "CONFIG GET"
-        command = (*name.split(), *command[1:])
-    return bytes(hiredis.pack_command(command))
-
-
-class _Waiter:
-    """`count` replies that one caller awaits as a whole (one command or one pipeline)."""
-
-    __slots__ = ("count", "future", "replies", "sent_at")
-
-    def __init__(self, count: int, future: asyncio.Future[list[Any]], sent_at: float) -> None:
-        self.count = count
-        self.future = future
-        self.replies: list[Any] = []
-        self.sent_at = sent_at
-
-
-class _Line(asyncio.Protocol):
-    """The socket: writes batches, feeds hiredis, hands replies back in order."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
-        self._loop = loop
-        self._timeout = timeout
-        self._reader = hiredis.Reader(protocolError=InvalidResponse, replyError=ResponseError)
-        self._waiting: deque[_Waiter] = deque()
-        self._outgoing: list[bytes] = []
-        self._flush_scheduled = False
-        self._watchdog: asyncio.TimerHandle | None = None
-        self._timed_out = False
-        self.transport: asyncio.Transport | None = None
-        self.lost: Exception | None = None
-        self.stale = False
-        self.flushes = 0
-        self.number = 0  # which of its client's connections this is (see `Multiplexed.epoch`)
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports have Transport's methods without subclassing it.
-        self.transport = cast(asyncio.Transport, transport)
-
-    def send(self, packed: list[bytes]) -> asyncio.Future[list[Any]]:
-        future: asyncio.Future[list[Any]] = self._loop.create_future()
-        if self.lost is not None:
-            future.set_exception(RedisConnectionError(f"connection to Redis lost: {self.lost}"))
-            return future
-        self._waiting.append(_Waiter(len(packed), future, self._loop.time()))
-        self._outgoing.extend(packed)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
-        if self._watchdog is None:
-            self._watchdog = self._loop.call_later(self._timeout, self._check)
-        return future
-
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        self.flushes += 1
-        if self.transport is not None and self._outgoing:
-            self.transport.write(b"".join(self._outgoing))
-        self._outgoing.clear()
-
-    def _check(self) -> None:
-        """Redis answered nothing for a whole timeout: give the line up rather than wait on."""
-        self._watchdog = None
-        if not self._waiting:
-            return
-        due = self._waiting[0].sent_at + self._timeout
-        if self._loop.time() >= due:
-            self._timed_out = True
-            if self.transport is not None:
-                self.transport.abort()
-        else:
-            self._watchdog = self._loop.call_at(due, self._check)
-
-    def data_received(self, data: bytes) -> None:
-        self._reader.feed(data)
-        waiting = self._waiting
-        while True:
-            reply = self._reader.gets()
-            if reply is False:
-                return
-            if not waiting:  # nothing asked for this: the stream cannot be trusted any more
-                self.lost = InvalidResponse("a reply nobody asked for")
-                if self.transport is not None:
-                    self.transport.abort()
-                return
-            if type(reply) is ResponseError and str(reply).startswith("READONLY"):
-                # A demoted primary (a failover happened): the next command finds the new one.
-                self.stale = True
-            head = waiting[0]
-            head.replies.append(reply)
-            if len(head.replies) == head.count:
-                waiting.popleft()
-                if not head.future.done():  # a cancelled caller's replies are dropped
-                    head.future.set_result(head.replies)
-                if waiting and self._watchdog is not None:
-                    # The oldest outstanding batch is younger now: the watchdog measures it.
-                    self._watchdog.cancel()
-                    self._watchdog = self._loop.call_at(
-                        waiting[0].sent_at + self._timeout, self._check)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._timed_out:
-            error: Exception = RedisTimeoutError("Redis did not answer in time")
-        else:
-            reason = exc or "closed by the server"
-            error = RedisConnectionError(f"connection to Redis lost: {reason}")
-        self.lost = error
-        self.transport = None
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            self._watchdog = None
-        while self._waiting:
-            waiter = self._waiting.popleft()
-            if not waiter.future.done():
-                waiter.future.set_exception(error)
-
-
-def _error(reply: ResponseError) -> ResponseError:
-    """The exception redis-py raises for that error reply (NoScriptError, ReadOnlyError, ...)."""
-    error: ResponseError = BaseParser.parse_error(str(reply))  # type: ignore[no-untyped-call]
-    return error
-
-
-def _reply(reply: Any, command: Command, options: dict[str, Any]) -> Any:
-    if isinstance(reply, ResponseError):
-        raise _error(reply)
-    name = command[0]
-    callback = _CALLBACKS.get(name)
-    if callback is None:
-        return reply
-    for option in _NOT_FOR_PARSING:
-        options.pop(option, None)
-    return callback(reply, **options)
+from handoff.store.multiplex_line import Command, Line, error_of, pack, reply_of
 
 
 class Multiplexed(AsyncCoreCommands):
@@ -201,10 +56,10 @@ class Multiplexed(AsyncCoreCommands):
         self._auth = (username, password)
         self._timeout = timeout
         self._connect_timeout = connect_timeout or timeout
-        self._line: _Line | None = None
-        self._connecting: asyncio.Future[_Line] | None = None
+        self._line: Line | None = None
+        self._connecting: asyncio.Future[Line] | None = None
         # The WAIT queued in this loop iteration, if any: later askers share it.
-        self._wait: tuple[_Line, int, int, asyncio.Future[list[Any]]] | None = None
+        self._wait: tuple[Line, int, int, asyncio.Future[list[Any]]] | None = None
         self._lines = 0
         self._closed = False
 
@@ -238,9 +93,9 @@ class Multiplexed(AsyncCoreCommands):
     # -- the line -----------------------------------------------------------------------------
 
     async def _dial(self, address: tuple[str, int] | None, tls: ssl.SSLContext | None
-                    ) -> _Line:
+                    ) -> Line:
         loop = asyncio.get_running_loop()
-        line = _Line(loop, self._timeout)
+        line = Line(loop, self._timeout)
         try:
             async with asyncio.timeout(self._connect_timeout):
                 if address is None:
@@ -262,7 +117,7 @@ class Multiplexed(AsyncCoreCommands):
                 failures.append(f"{sentinel[0]}:{sentinel[1]}: {exc}")
                 continue
             try:
-                (reply,) = await line.send([_pack(
+                (reply,) = await line.send([pack(
                     ("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self._service))])
             except (RedisConnectionError, RedisTimeoutError) as exc:
                 failures.append(f"{sentinel[0]}:{sentinel[1]}: {exc}")
@@ -276,7 +131,7 @@ class Multiplexed(AsyncCoreCommands):
                             f"{self._service!r}")
         raise RedisConnectionError("no sentinel named a primary: " + "; ".join(failures))
 
-    async def _open(self) -> _Line:
+    async def _open(self) -> Line:
         if self._sentinels:
             line = await self._dial(await self.primary_address(), self._tls)
         else:
@@ -291,18 +146,18 @@ class Multiplexed(AsyncCoreCommands):
             # A sentinel may name a primary that has just been demoted: ask the server itself.
             handshake.append(("ROLE",))
         if handshake:
-            replies = await line.send([_pack(c) for c in handshake])
+            replies = await line.send([pack(c) for c in handshake])
             error = next((r for r in replies if isinstance(r, ResponseError)), None)
             demoted = self._sentinels and replies[-1][0] != b"master"
             if error is not None or demoted:
                 if line.transport is not None:
                     line.transport.close()
                 if error is not None:
-                    raise _error(error)
+                    raise error_of(error)
                 raise RedisConnectionError("the server the sentinels named is not a primary")
         return line
 
-    async def _connected(self) -> _Line:
+    async def _connected(self) -> Line:
         if self._closed:
             raise RedisConnectionError("the Redis client is closed")
         attempt = self._connecting
@@ -312,7 +167,7 @@ class Multiplexed(AsyncCoreCommands):
             attempt.add_done_callback(self._attempted)
         return await asyncio.shield(attempt)
 
-    def _attempted(self, attempt: asyncio.Future[_Line]) -> None:
+    def _attempted(self, attempt: asyncio.Future[Line]) -> None:
         if self._connecting is attempt:
             self._connecting = None
         if not attempt.cancelled() and attempt.exception() is None:
@@ -330,19 +185,19 @@ class Multiplexed(AsyncCoreCommands):
                 line.transport.close()  # its callers' replies still arrive: close, not abort
             self._line = None
             return None
-        return line.send([_pack(c) for c in commands])
+        return line.send([pack(c) for c in commands])
 
     async def execute_many(self, commands: Sequence[Command]) -> list[Any]:
         """Raw replies (errors as ResponseError values) of `commands`, sent together."""
         future = self._send(commands)
         if future is None:
             line = await self._connected()
-            future = line.send([_pack(c) for c in commands])
+            future = line.send([pack(c) for c in commands])
         return await future
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         (reply,) = await self.execute_many((args,))
-        return _reply(reply, args, options)
+        return reply_of(reply, args, options)
 
     def epoch(self) -> int:
         """The connection the next command goes out on (a number that grows with every new
@@ -374,11 +229,11 @@ class Multiplexed(AsyncCoreCommands):
                 and pending[2] == replicas and not pending[3].done()):
             future = pending[3]
         else:
-            future = line.send([_pack(("WAIT", replicas, timeout_ms))])
+            future = line.send([pack(("WAIT", replicas, timeout_ms))])
             self._wait = (line, line.flushes, replicas, future)
         (reply,) = await asyncio.shield(future)
         if isinstance(reply, ResponseError):
-            raise _error(reply)
+            raise error_of(reply)
         return int(reply)
 
     # -- what the store uses besides commands ------------------------------------------------------
@@ -431,7 +286,7 @@ class Pipeline(AsyncCoreCommands):
         first_error: Exception | None = None
         for reply, (command, options) in zip(replies, commands, strict=True):
             try:
-                out.append(_reply(reply, command, options))
+                out.append(reply_of(reply, command, options))
             except ResponseError as exc:
                 first_error = first_error or exc
                 out.append(exc)

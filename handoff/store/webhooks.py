@@ -13,6 +13,7 @@ from typing import Any
 
 from handoff.store import codec, keys, scripts
 from handoff.store.connection import Client, map_exceptions
+from handoff.store.operations import operations
 
 # The fields every queued delivery is written with, in this order (see `Delivery`).
 FIELDS = ("id", "webhook", "event_id", "type", "t", "d", "c", "customer", "created_ms",
@@ -29,14 +30,18 @@ class Owed:
     info: bytes
     record: bytes
     cursor: str
+    # An alert's: the record of the conversation its turn was said in (see services/alerts.py).
+    conversation: bytes = b""
 
     @classmethod
     def parse(cls, flat: list[bytes]) -> list[Owed]:
-        """From `[field, msgpack [info, record, cursor], ...]`, as the scripts answer."""
+        """From `[field, msgpack [info, record, cursor(, conversation)], ...]`, as the scripts
+        answer."""
         out = []
         for i in range(0, len(flat), 2):
-            info, record, cursor = codec.unpack_bytes(flat[i + 1])
-            out.append(cls(flat[i].decode(), info, record, cursor.decode()))
+            info, record, cursor, *conversation = codec.unpack_bytes(flat[i + 1])
+            out.append(cls(flat[i].decode(), info, record, cursor.decode(),
+                           conversation[0] if conversation else b""))
         return out
 
 
@@ -88,6 +93,7 @@ class Delivery:
                    last_attempt_ms=number("last_attempt_ms"), dead_ms=number("dead_ms"))
 
 
+@operations(timed=False)
 class WebhookStore:
     """One async method per webhook operation; nothing is decided here."""
 

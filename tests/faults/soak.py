@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 import redis
 
+from handoff.store import keys as redis_keys
 from tests.conftest import RedisServer, free_port
 from tests.faults.service import Service, SseReader, mint_key, transcript_ids
 
@@ -165,7 +166,7 @@ async def soak(service: Service, redis_port: int, keys: dict[str, Any], seconds:
                 customer = tally.customer_ids[c]
                 acked = {s.turn_id for s in sent if s.acknowledged}
                 stored[c] = await transcript_ids(session, url, customer, keys["agent"])
-                xlen = peek.xlen(f"hf:{{acme:{customer}}}:turns")
+                xlen = peek.xlen(redis_keys.customer("acme", customer).turns)
                 acknowledged_total += len(acked)
                 found_total += len(set(stored[c]))
                 if len(stored[c]) != len(set(stored[c])):

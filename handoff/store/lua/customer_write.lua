@@ -16,6 +16,7 @@
 -- entry may point at it before the write of the request that linked it lands, and that request
 -- may never land at all. Only the tombstone an erasure leaves tells "erased" from "not yet".
 local meta, turns, tids, events, outbox = KEYS[1], KEYS[3], KEYS[4], KEYS[11], KEYS[12]
+local convs, flags = KEYS[5], KEYS[9]
 local erased = KEYS[#KEYS]
 local now, ttl, maxlen = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 
@@ -101,10 +102,27 @@ if n_outbox > 0 then
   for _ = 1, n_outbox do
     local ref, field, info = ARGV[i], ARGV[i + 1], ARGV[i + 2]; i = i + 3
     local record = records[ref]
+    -- A supervisor alert (`<ms>:alert:<kind>:<alert id>`, see services/alerts.py) is owed only
+    -- while the customer has no open alert of its kind: `!alert:<kind>` in `flags` names the
+    -- open one and when it was raised, until an acknowledgement clears it (or, unacknowledged,
+    -- it outlives its retention). An owed alert carries its turn's conversation record, as the
+    -- turn may not name its channel.
+    local kind, alert = string.match(field, '^%d+:alert:([%w_-]+):(al_%w+)$')
+    local conv = nil
+    if record and kind then
+      local marker = '!alert:' .. kind
+      local held = redis.call('HGET', flags, marker)
+      if held and tonumber(now) - cmsgpack.unpack(held)[2] < ttl then
+        record = nil
+      else
+        redis.call('HSET', flags, marker, cmsgpack.pack({alert, tonumber(now)}))
+        conv = redis.call('HGET', convs, cmsgpack.unpack(record)[2]) or ''
+      end
+    end
     if record then
       local t = tonumber(string.sub(ref, 2))
       local cursor = string.sub(ref, 1, 1) == 't' and cursors[t] or ''
-      local value = cmsgpack.pack({info, record, cursor})
+      local value = cmsgpack.pack({info, record, cursor, conv})
       redis.call('HSET', outbox, field, value)
       owed[#owed + 1] = field
       owed[#owed + 1] = value

@@ -1,5 +1,6 @@
 -- Create a pending hand-off in the tenant's slot, or return the one an Idempotency-Key made.
--- KEYS: hand-off hash, queue events, pending queue, pending all-queues, deadline, idempotency key
+-- KEYS: hand-off hash, queue events, pending queue, pending all-queues, deadline, idempotency key,
+--       then (optional) this hour's and this day's effort counters (see handoff/store/kpis.py)
 -- ARGV: now_ms, events_maxlen, score, deadline_ms, idem_ttl_ms (0: no key), fingerprint,
 --       retention_ms, then field value pairs of the hand-off
 local ho, events, q_one, q_all, deadline, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
@@ -35,5 +36,9 @@ redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', 't', 'handoff.requested',
 for _, key in ipairs({events, q_one, q_all, deadline}) do redis.call('PEXPIRE', key, retention) end
 if idem_ttl > 0 then
   redis.call('SET', idem, record['id'] .. ' ' .. fingerprint, 'PX', idem_ttl)
+end
+for k = 7, #KEYS do
+  redis.call('HINCRBY', KEYS[k], record['queue'] .. '|requested', 1)
+  redis.call('PEXPIRE', KEYS[k], retention)
 end
 return {'created', record['id']}

@@ -1,10 +1,10 @@
-"""One open event stream's own Redis connection, for its XREAD BLOCK waits.
+"""Event streams: a customer's changes or a tenant's queue, read from an id or waited for.
 
-A stream spends its life blocked in XREAD, so it holds a connection whatever happens; taking one
-from a shared pool for each wait only made the pool keep, idle and connected, as many
-connections as the most streams ever open at once, long after they had ended. Here the
-connection is made like the pool would make it (same address, credentials, TLS and timeouts),
-belongs to the stream alone and is closed when the stream ends, however it ends: a stream
+A stream spends its life blocked in XREAD, so each open one holds a connection whatever happens;
+taking one from a shared pool for each wait only made the pool keep, idle and connected, as many
+connections as the most streams ever open at once, long after they had ended. An `EventReader`
+makes its connection like the pool would make it (same address, credentials, TLS and timeouts);
+it belongs to the stream alone and is closed when the stream ends, however it ends: a stream
 cancelled mid-wait has it closed by redis-py (a half-read reply cannot be reused), and
 `aclose` closes it otherwise. No pool ever sees it, so none can grow.
 """
@@ -18,14 +18,16 @@ from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MovedError
 
+from handoff.store import codec, keys
+from handoff.store.codec import StreamEntry
 from handoff.store.connection import Client, map_exceptions
+from handoff.store.operations import operations
 
-StreamEntry = tuple[str, dict[str, Any]]
 # A slot moved while a stream was open: follow the redirect, but never round in circles.
 MAX_REDIRECTS = 2
 
 
-def _entries(raw: Any) -> list[StreamEntry]:
+def _xread_entries(raw: Any) -> list[StreamEntry]:
     """XREAD's reply for one stream (RESP2: `[[name, entries]]`; RESP3: `{name: entries}`),
     each entry's fields a flat `[field, value, ...]` list."""
     if not raw:
@@ -38,6 +40,7 @@ def _entries(raw: Any) -> list[StreamEntry]:
     return out
 
 
+@operations(timed=False)
 class EventReader:
     """Blocking reads of one stream at a time, on a connection no one else uses."""
 
@@ -73,7 +76,7 @@ class EventReader:
                     self._connection = await self._connect_for(stream, None)
                 try:
                     await self._connection.send_command(*command)
-                    return _entries(await self._connection.read_response())
+                    return _xread_entries(await self._connection.read_response())
                 except MovedError as exc:
                     # Redis Cluster moved the stream's slot: read it where it lives now.
                     await self.aclose()
@@ -93,3 +96,32 @@ class EventReader:
         connection, self._connection = self._connection, None
         if connection is not None:
             await connection.disconnect()
+
+
+@operations()
+class Events:
+    """Reads of event streams: from an id, and (through an `EventReader`) waits for more."""
+
+    def __init__(self, client: Client, blocking: Client) -> None:
+        self.client: Any = client
+        self.blocking = blocking
+
+    def events_key(self, tenant: str, cus_id: str | None) -> str:
+        """A customer's event stream, or with no customer the tenant's queue events."""
+        return keys.customer(tenant, cus_id).events if cus_id else keys.queue_events(tenant)
+
+    async def read_events(self, stream: str, after: str, count: int) -> list[StreamEntry]:
+        """Events strictly after `after` ("0" for the start)."""
+        with map_exceptions():
+            raw = await self.client.xrange(stream, f"({after}" if after != "0" else "-", "+",
+                                           count=count)
+        return codec.entries(raw)
+
+    async def last_event_id(self, stream: str) -> str:
+        with map_exceptions():
+            raw = await self.client.xrevrange(stream, "+", "-", count=1)
+        return raw[0][0].decode() if raw else "0-0"
+
+    def event_reader(self) -> EventReader:
+        """A reader for one open event stream: its own connection, closed with `aclose`."""
+        return EventReader(self.blocking)
