@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field
 
-from schemas.common import Model, Name, Record
+from schemas.common import Model, Name, Record, Role
 
 
 class KeyIn(Model):
-    role: Literal["bot", "ivr", "agent", "admin"]
+    role: Role
     name: Name | None = None
 
 
@@ -49,6 +49,7 @@ class Erasure(Record):
     queue_events: int
     webhook_deliveries: int = Field(
         default=0, description="queued webhook deliveries and dead letters that carried it")
+    alerts: int = Field(default=0, description="supervisor alerts raised about it")
 
 
 class AuditEntry(Record):

@@ -37,8 +37,13 @@ class JourneyStep(Record):
 
 
 class Flag(Record):
+    """A risk or frustration term a customer used. `kind` is `risk` or `frustration`;
+    `category` says which risk (legal, churn, complaint, vulnerability) or the lexicon's own
+    kind for a term a tenant added."""
+
     kind: str
     term: str
+    category: str | None = None
     turn_id: str | None = None
     conversation_id: str | None = None
     count: int = 1

@@ -14,7 +14,7 @@ EventType = Literal["handoff.requested", "handoff.accepted", "handoff.resolved",
                     "handoff.cancelled", "handoff.expired", "handoff.handed_back",
                     "identity.verified",
                     "turn.appended", "customer.merged", "fact.set", "continuation.redeemed",
-                    "*"]
+                    "alert.raised", "alert.acknowledged", "*"]
 EVENT_TYPES: tuple[str, ...] = tuple(t for t in get_args(EventType) if t != "*")
 
 

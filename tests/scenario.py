@@ -19,7 +19,7 @@ from multidict import CIMultiDictProxy
 
 from tests.conftest import Keys
 
-ROLES = ("bot", "ivr", "agent", "admin")
+ROLES = ("bot", "ivr", "agent", "supervisor", "admin")
 PROBLEM = "application/problem+json"
 
 CONVERSATION = "web-7f3a"
@@ -68,6 +68,7 @@ WEBHOOK_BODY: Json = {"url": "https://hooks.example.com/handoff", "events": ["ha
                       "description": "desk"}
 TOKEN_BODY: Json = {"agent_id": "agent-7", "minutes": 30}
 REASK_BODY: Json = {"text": "Can I have your account number?"}
+ACK_BODY: Json = {"supervisor_id": "sup-dana"}
 
 
 @dataclass(frozen=True)
@@ -75,11 +76,12 @@ class Route:
     """One /v1 route: who may call it, a body it accepts, and what another tenant gets.
 
     `path` placeholders: {conversation}, {ref}, {handoff}, {code}, {key}, {webhook},
-    {delivery}. `foreign` says what a
+    {delivery}, {alert}. `foreign` says what a
     key of another tenant gets when it names this tenant's data: "404", an "empty" list (for each
     of `queries`), a "separate" customer of its own (writes that create on first sight), only
-    its "own" records (API keys), a "stream" of its own tenant's events, or a panel "token" of
-    its own tenant that finds nothing of this one.
+    its "own" records (API keys), a "stream" of its own tenant's queue events, an "alerts"
+    stream of its own tenant's alerts, a panel "token" of its own tenant that finds nothing
+    of this one, or only its own tenant's "figures" (effort KPIs).
     """
 
     method: str
@@ -111,17 +113,17 @@ ROUTES: tuple[Route, ...] = (
     Route("PUT", "/v1/customers/{ref}/facts", ("bot", "ivr", "agent"), FACTS_BODY),
     Route("POST", "/v1/verifications", ("ivr", "agent"), VERIFY_BODY, foreign="separate"),
     Route("POST", "/v1/handoffs", ("bot", "ivr"), HANDOFF_BODY, foreign="separate", status=201),
-    Route("GET", "/v1/handoffs", ("agent",), foreign="empty",
+    Route("GET", "/v1/handoffs", ("agent", "supervisor"), foreign="empty",
           queries=("", "?queue=billing", "?status=accepted&queue=billing")),
-    Route("GET", "/v1/handoffs/events", ("agent",), foreign="stream"),
+    Route("GET", "/v1/handoffs/events", ("agent", "supervisor"), foreign="stream"),
     Route("GET", "/v1/handoffs/{handoff}", ("bot", "ivr", "agent")),
     Route("POST", "/v1/handoffs/{handoff}/accept", ("agent",), ACCEPT_BODY),
     Route("POST", "/v1/handoffs/{handoff}/resolve", ("agent",), RESOLVE_BODY),
     Route("POST", "/v1/handoffs/{handoff}/hand-back", ("agent",), HAND_BACK_BODY),
     Route("POST", "/v1/handoffs/{handoff}/cancel", ("bot", "ivr"), CANCEL_BODY),
     Route("POST", "/v1/continuations/{code}/redeem", ("ivr",), REDEEM_BODY),
-    Route("GET", "/v1/customers/{ref}/context", ("bot", "ivr", "agent")),
-    Route("GET", "/v1/customers/{ref}/turns", ("agent",)),
+    Route("GET", "/v1/customers/{ref}/context", ("bot", "ivr", "agent", "supervisor")),
+    Route("GET", "/v1/customers/{ref}/turns", ("agent", "supervisor")),
     Route("GET", "/v1/customers/{ref}/events", ("bot", "ivr", "agent")),
     Route("DELETE", "/v1/customers/{ref}", ("admin",)),
     Route("GET", "/v1/admin/audit", ("admin",), foreign="empty",
@@ -137,9 +139,14 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/admin/webhooks/{webhook}/dead-letters", ("admin",)),
     Route("POST", "/v1/admin/webhooks/{webhook}/dead-letters/{delivery}/redeliver", ("admin",),
           status=202),
-    Route("POST", "/v1/desk/tokens", ("agent",), TOKEN_BODY, foreign="token"),
+    Route("POST", "/v1/desk/tokens", ("agent", "supervisor"), TOKEN_BODY, foreign="token"),
     Route("POST", "/v1/customers/{ref}/reask-check", ("bot", "ivr", "agent"), REASK_BODY),
     Route("GET", "/v1/whoami", ROLES, foreign="own"),
+    Route("GET", "/v1/kpis", ("supervisor", "admin"), foreign="figures"),
+    Route("GET", "/v1/alerts", ("supervisor",), foreign="empty",
+          queries=("", "?status=acknowledged")),
+    Route("GET", "/v1/alerts/events", ("supervisor",), foreign="alerts"),
+    Route("POST", "/v1/alerts/{alert}/ack", ("supervisor",), ACK_BODY),
 )
 WRITES = tuple(r for r in ROUTES if r.body is not None)
 BY_ID = {r.id: r for r in ROUTES}
@@ -196,12 +203,14 @@ class World:
     webhook_id: str = "wh_" + "0" * 26
     # A well-formed id of no delivery: the world's webhook never fails.
     delivery_id: str = "dlv_" + "0" * 26
+    # The caller's third call about it raised a supervisor alert.
+    alert_id: str = "al_" + "0" * 26
 
     def path(self, route: Route, *, customer: str | None = None, query: str = "") -> str:
         return (route.path + query).format(
             conversation=CONVERSATION, handoff=self.handoff_id, code=self.code,
             key=self.key_id, ref=ref(customer or self.customer_id), webhook=self.webhook_id,
-            delivery=self.delivery_id)
+            delivery=self.delivery_id, alert=self.alert_id)
 
 
 async def ok(client: TestClient[Any, Any], method: str, path: str, headers: dict[str, str],
@@ -227,18 +236,20 @@ async def build_world(client: TestClient[Any, Any], keys: Keys, tenant: str = "a
     await ok(client, "POST", "/v1/verifications", ivr, VERIFY_BODY)
     await ok(client, "POST", f"/v1/conversations/{CALL}/turns", ivr, {
         "customer": phone_customer(), "channel": "voice", "source": "acme-ivr",
-        "turns": [turn("c1", "Press 1 for billing", "system"), turn("c2", "1")]})
+        "turns": [turn("c1", "Press 1 for billing", "system"), turn("c2", "1"),
+                  turn("c3", "This is the third time I call about this")]})
     second = await ok(client, "POST", "/v1/handoffs", bot,
                       {**HANDOFF_BODY, "priority": 1, "continuation": True}, status=201)
     spare = await ok(client, "POST", "/v1/admin/keys", keys("admin", tenant),
                      {"role": "agent", "name": "spare"}, status=201)
     hook = await ok(client, "POST", "/v1/admin/webhooks", keys("admin", tenant), WEBHOOK_BODY,
                     status=201)
+    (alert,) = (await ok(client, "GET", "/v1/alerts", keys("supervisor", tenant)))["items"]
     cus = chat["customer_id"]
     return World(customer_id=cus, handoff_id=second["id"], code=second["continuation_code"],
                  first_handoff_id=first["id"], key_id=spare["id"],
                  refs=[cus, f"chat:{VISITOR}", f"phone:{PHONE}", f"account:{ACCOUNT}"],
-                 webhook_id=hook["id"])
+                 webhook_id=hook["id"], alert_id=alert["id"])
 
 
 async def brief_of(client: TestClient[Any, Any], keys: Keys, customer: str,

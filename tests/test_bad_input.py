@@ -59,7 +59,8 @@ REDEEM = "POST /v1/continuations/{code}/redeem"
 HANDOFF_ONE = "GET /v1/handoffs/{handoff}"
 NEW_KEY = "POST /v1/admin/keys"
 ROTATE = "POST /v1/admin/keys/{key}/rotate"
-OPTIONAL_BODY = (RESOLVE, CANCEL, ROTATE)
+ACK = "POST /v1/alerts/{alert}/ack"
+OPTIONAL_BODY = (RESOLVE, CANCEL, ROTATE, ACK)
 
 
 def without(body: Json, name: str) -> Json:
@@ -364,7 +365,7 @@ ANSWERS_WITH = {TURNS: "appended", FACTS: "updated", VERIFY: "verified", HANDOFF
                 HAND_BACK: "status",
                 NEW_KEY: "key", ROTATE: "key", "POST /v1/admin/webhooks": "secret",
                 "POST /v1/desk/tokens": "token",
-                "POST /v1/customers/{ref}/reask-check": "reasks"}
+                "POST /v1/customers/{ref}/reask-check": "reasks", ACK: "acknowledged_by"}
 
 
 @pytest.mark.parametrize("route", WRITES, ids=WRITE_IDS)

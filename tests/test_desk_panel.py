@@ -126,7 +126,7 @@ async def test_a_risk_flag_is_highlighted_at_the_turn_that_raised_it(
     await ok(client, "POST", f"/v1/conversations/{CALL}/turns", keys("ivr"), {
         "customer": phone_customer(), "turns": [turn("c8", "I will call my lawyer")]})
     flagged = page.locator('[data-turn="c8"].flagged')
-    await expect(flagged).to_contain_text("risk: lawyer")
+    await expect(flagged).to_contain_text("legal: lawyer")
 
 
 async def test_asking_for_the_account_number_warns_before_sending_and_shows_the_known_value(
@@ -211,8 +211,7 @@ async def desk_page_with_sidebar(aiohttp_server: Any, panel_url: str) -> Any:
 async def test_an_expired_token_gets_a_page_that_says_so(
         browser: Browser, client: Client, keys: Keys) -> None:
     deps = client.app[DEPS]
-    principal = await apikeys.authenticate(deps.store, keys("agent")["Authorization"],
-                                           now_ms=deps.now_ms())
+    principal = await apikeys.authenticate(deps, keys("agent")["Authorization"])
     stale = desktokens.mint(deps, principal, "agent-7", expires_ms=deps.now_ms() - 60_000)
     page = await open_panel(browser, str(client.make_url(f"/desk/#token={stale}")))
     await expect(page.locator("#problem")).to_be_visible()

@@ -15,6 +15,7 @@ import pytest
 import redis
 from aiohttp.test_utils import TestClient
 
+from handoff.services.identity import REF_KINDS
 from tests.conftest import Keys
 from tests.redis_peek import (
     Snapshot,
@@ -71,19 +72,24 @@ def acme_state(client: redis.Redis) -> Snapshot:
 # -- nothing crosses tenants ------------------------------------------------------------------
 
 
-def foreign_paths(world: World, route: Route) -> list[str]:
-    """Each way of naming acme's data in this route's path (every kind of customer ref)."""
+def foreign_paths(world: World, route: Route, role: str) -> list[tuple[str, int]]:
+    """Each way of naming acme's data in this route's path (every kind of customer ref), and
+    the status it gets: 404, or 403 for an identity kind the role never looks customers up by
+    (an answer that is the same whether or not any tenant has that customer)."""
     if "{ref}" in route.path:
-        return [world.path(route, customer=r) for r in world.refs]
-    return [world.path(route)]
+        return [(world.path(route, customer=r),
+                 404 if r.startswith("cus_") or r.partition(":")[0] in REF_KINDS.get(
+                     role, {r.partition(":")[0]}) else 403)
+                for r in world.refs]
+    return [(world.path(route), 404)]
 
 
 async def globex_gets_404(client: Client, keys: Keys, world: World, route: Route,
                           role: str) -> None:
-    for path in foreign_paths(world, route):
+    for path, status in foreign_paths(world, route, role):
         answer = await call(client, route.method, path, headers=keys(role, "globex"),
                             json_body=route.body)
-        assert_problem(answer, 404)
+        assert_problem(answer, status)
 
 
 async def globex_lists_nothing(client: Client, keys: Keys, world: World, route: Route,
@@ -131,6 +137,22 @@ async def globex_streams_only_its_own_queue(client: Client, keys: Keys, world: W
         assert acme_id not in seen
 
 
+async def globex_streams_only_its_own_alerts(client: Client, keys: Keys, world: World,
+                                             route: Route, role: str) -> None:
+    own = await ok(client, "POST", "/v1/conversations/g-web/turns", keys("bot", "globex"), {
+        "customer": chat_customer("globex-visitor"), "channel": "chat",
+        "turns": [turn("g1", "I will sue you")]})
+    seen = ""
+    async with client.get(route.path, headers={**keys(role, "globex"), "Last-Event-ID": "0-0"}
+                          ) as stream:
+        assert stream.status == 200
+        async with asyncio.timeout(5):
+            while own["customer_id"] not in seen:
+                seen += (await stream.content.readany()).decode()
+    for acme_id in (world.alert_id, world.customer_id):
+        assert acme_id not in seen
+
+
 async def globex_mints_a_token_that_finds_nothing_of_acme(
         client: Client, keys: Keys, world: World, route: Route, role: str) -> None:
     minted = await ok(client, route.method, world.path(route), keys(role, "globex"), route.body)
@@ -140,8 +162,20 @@ async def globex_mints_a_token_that_finds_nothing_of_acme(
         answer = await call(client, "GET", f"/v1/customers/{ref(customer)}/context",
                             headers=token)
         assert_problem(answer, 404)
-    assert_problem(await call(client, "GET", f"/v1/handoffs/{world.handoff_id}",
-                              headers=token), 404)
+    # Each finds nothing of acme's on its own routes: an agent's panel no hand-off, a
+    # supervisor's no alert.
+    elsewhere = (("GET", f"/v1/handoffs/{world.handoff_id}") if role == "agent" else
+                 ("POST", f"/v1/alerts/{world.alert_id}/ack"))
+    assert_problem(await call(client, *elsewhere, headers=token), 404)
+
+
+async def globex_counts_only_its_own_traffic(client: Client, keys: Keys, world: World,
+                                             route: Route, role: str) -> None:
+    result = await ok(client, route.method, world.path(route), keys(role, "globex"))
+    assert result["tenant"] == "globex"
+    assert result["total"]["requested"] == 0  # acme's world asked for two hand-offs
+    mine = await ok(client, route.method, world.path(route), keys(role))
+    assert mine["total"]["requested"] == 2
 
 
 Outcome = Callable[[Client, Keys, World, Route, str], Awaitable[None]]
@@ -149,7 +183,9 @@ FOREIGN: dict[str, Outcome] = {"404": globex_gets_404, "empty": globex_lists_not
                                "separate": globex_writes_its_own_customer,
                                "own": globex_sees_only_its_own_records,
                                "stream": globex_streams_only_its_own_queue,
-                               "token": globex_mints_a_token_that_finds_nothing_of_acme}
+                               "alerts": globex_streams_only_its_own_alerts,
+                               "token": globex_mints_a_token_that_finds_nothing_of_acme,
+                               "figures": globex_counts_only_its_own_traffic}
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.id)
@@ -335,7 +371,7 @@ async def test_a_bot_cannot_set_facts_on_a_customer_named_by_account(
     before = await brief_of(client, keys, f"account:{ACCOUNT}")
     answer = await call(client, "PUT", f"/v1/customers/{ref('account:' + ACCOUNT)}/facts",
                         headers=keys("bot"), json_body={"facts": {"topic": "close account"}})
-    assert_problem(answer, 404)
+    assert "chat:" in assert_problem(answer, 403)["detail"]
     assert await brief_of(client, keys, f"account:{ACCOUNT}") == before
 
 

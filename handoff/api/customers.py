@@ -32,7 +32,8 @@ async def put_facts(request: web.Request) -> web.StreamResponse:
 
 # Bots and IVRs read the brief too: a virtual agent continues where the other channels left
 # off. They find customers only by the refs they may use (their own channel's identities).
-@routes.route("GET", "/v1/customers/{ref}/context", roles=("bot", "ivr", "agent"),
+@routes.route("GET", "/v1/customers/{ref}/context",
+              roles=("bot", "ivr", "agent", "supervisor"),
               summary="The context brief; ETag and If-None-Match supported", response=Brief,
               query=(TURNS,), headers=(AGENT,), desk=True)
 async def context(request: web.Request) -> web.StreamResponse:
@@ -60,7 +61,7 @@ async def context(request: web.Request) -> web.StreamResponse:
                         headers={"ETag": tag, "Cache-Control": "private, no-cache"})
 
 
-@routes.route("GET", "/v1/customers/{ref}/turns", roles=("agent",),
+@routes.route("GET", "/v1/customers/{ref}/turns", roles=("agent", "supervisor"),
               summary="The full transcript, newest first, paged by cursor",
               response=Page[Turn], headers=(AGENT,), desk=True,
               query=(Query("before", "the `next` of the previous page", params.NAME_SCHEMA),

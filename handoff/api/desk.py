@@ -1,4 +1,5 @@
-"""The embeddable agent panel: its token, its re-ask check, and its static page at /desk/."""
+"""The embeddable agent panel: its token, its re-ask check, and its static pages at /desk/ (and
+the supervisor's view at /desk/supervisor)."""
 
 from __future__ import annotations
 
@@ -12,18 +13,29 @@ from handoff.api.state import DEPS, PRINCIPAL, SETTINGS
 from handoff.errors import NotFound
 from handoff.services import desktokens, reask
 from handoff.services.deps import Principal
-from handoff.services.timefmt import moment
+from handoff.timefmt import moment
 from schemas.desk import DeskToken, Reask, ReaskCheck, ReaskCheckIn, TokenIn
 
 routes = Routes()
-ASSETS = {"index.html": "text/html", "desk.js": "text/javascript", "desk.css": "text/css"}
+ASSETS = {"index.html": "text/html", "desk.js": "text/javascript", "desk.css": "text/css",
+          "supervisor.html": "text/html", "supervisor.js": "text/javascript",
+          "supervisor.css": "text/css"}
+# Served when the package has them: the supervisor view loads its effort charts from here.
+OPTIONAL_ASSETS = {"supervisor-kpis.js": "text/javascript"}
+# Pages by the name in their URL (`/desk/supervisor`).
+PAGES = {"supervisor": "supervisor.html"}
+# Which page a panel token of each role opens (`/desk/` for agents).
+VIEWS = {"supervisor": "supervisor"}
 
 
-def panel_url(request: web.Request, token: str, handoff_id: str | None = None) -> str:
-    """Where the panel opens signed in. The token rides in the fragment, which browsers never
-    send to a server, so it stays out of access and proxy logs."""
+def panel_url(request: web.Request, token: str, handoff_id: str | None = None, *,
+              view: str = "") -> str:
+    """Where the panel (or the supervisor's `view`) opens signed in. The token rides in the
+    fragment, which browsers never send to a server, so it stays out of access and proxy
+    logs."""
     base = (request.app[SETTINGS].public_url or f"{request.scheme}://{request.host}").rstrip("/")
-    return f"{base}/desk/#token={token}" + (f"&handoff={handoff_id}" if handoff_id else "")
+    return (f"{base}/desk/{view}#token={token}"
+            + (f"&handoff={handoff_id}" if handoff_id else ""))
 
 
 def token_for(request: web.Request, principal: Principal, agent_id: str,
@@ -37,15 +49,18 @@ def token_for(request: web.Request, principal: Principal, agent_id: str,
     return desktokens.mint(deps, principal, agent_id, expires_ms=expires), expires
 
 
-@routes.route("POST", "/v1/desk/tokens", roles=("agent",), body=TokenIn, response=DeskToken,
-              summary="A short-lived token for the agent panel at /desk/, for one agent")
+@routes.route("POST", "/v1/desk/tokens", roles=("agent", "supervisor"), body=TokenIn,
+              response=DeskToken,
+              summary="A short-lived token for one person: the agent panel at /desk/, or a "
+                      "supervisor key's view at /desk/supervisor")
 async def mint_token(request: web.Request) -> web.StreamResponse:
     principal = request[PRINCIPAL]
     body = request.app[DEPS].privacy.safe_ids(await parse(request, TokenIn), "agent_id")
     token, expires = token_for(request, principal, body.agent_id, body.minutes)
-    return render(request, DeskToken(token=token, tenant=principal.tenant,
-                                     agent_id=body.agent_id, expires_at=moment(expires),
-                                     panel_url=panel_url(request, token)))
+    return render(request, DeskToken(
+        token=token, tenant=principal.tenant, agent_id=body.agent_id,
+        expires_at=moment(expires),
+        panel_url=panel_url(request, token, view=VIEWS.get(principal.role, ""))))
 
 
 @routes.route("POST", "/v1/customers/{ref}/reask-check", roles=("bot", "ivr", "agent"), desk=True,
@@ -62,8 +77,10 @@ async def reask_check(request: web.Request) -> web.StreamResponse:
 
 def install_static(app: web.Application) -> None:
     """Serve the panel's files (read once) at /desk/; they hold no data and need no key."""
-    files = {name: resources.files("handoff").joinpath("desk", name).read_bytes()
-             for name in ASSETS}
+    folder = resources.files("handoff").joinpath("desk")
+    kinds = {**ASSETS, **{n: k for n, k in OPTIONAL_ASSETS.items()
+                          if folder.joinpath(n).is_file()}}
+    files = {name: folder.joinpath(name).read_bytes() for name in kinds}
     ancestors = app[SETTINGS].desk_frame_ancestors
     headers = {
         # The page loads nothing from elsewhere, and only talks to this service.
@@ -75,10 +92,11 @@ def install_static(app: web.Application) -> None:
 
     async def page(request: web.Request) -> web.StreamResponse:
         name = request.match_info.get("name") or "index.html"
+        name = PAGES.get(name, name)
         if name not in files:
             raise NotFound("no such panel file")
         return web.Response(body=files[name], headers=headers,
-                            content_type=ASSETS[name], charset="utf-8")
+                            content_type=kinds[name], charset="utf-8")
 
     async def slash(request: web.Request) -> web.StreamResponse:
         raise web.HTTPPermanentRedirect("/desk/")

@@ -13,7 +13,7 @@ from handoff.api import params
 from handoff.api.routing import Query, Routes
 from handoff.api.state import BACKPRESSURE, CLOSING, DEPS, LIFETIMES, PRINCIPAL, STREAMS
 from handoff.errors import StoreUnavailable
-from handoff.services import audit, events, identity
+from handoff.services import audit, events, resolving
 from handoff.services.events import Event, Lifetime
 
 routes = Routes()
@@ -44,15 +44,17 @@ def _stream_slot(request: web.Request) -> Iterator[None]:
         pressure.close_stream(principal.tenant, holder)
 
 
-async def _serve(request: web.Request, customer_id: str | None) -> web.StreamResponse:
+async def _serve(request: web.Request, customer_id: str | None, *, stream: str | None = None
+                 ) -> web.StreamResponse:
     deps = request.app[DEPS]
     after = events.check_last_event_id(
         request.headers.get("Last-Event-ID") or request.query.get("last_event_id"))
     # A definite start, announced to the client, so a stream that drops before its first event
     # still resumes without a gap.
-    start = await events.position(deps, request[PRINCIPAL].tenant, customer_id, after)
+    start = await events.position(deps, request[PRINCIPAL].tenant, customer_id, after,
+                                  stream=stream)
     feed = events.follow(deps, request[PRINCIPAL].tenant, customer_id, start,
-                         replay=after is not None, block_ms=BLOCK_MS)
+                         replay=after is not None, block_ms=BLOCK_MS, stream=stream)
     lifetimes = request.app[LIFETIMES]
     lifetime = await lifetimes.open(request[PRINCIPAL])
     try:
@@ -115,14 +117,25 @@ async def _stream(request: web.Request, feed: AsyncGenerator[list[Event], None],
 async def customer_events(request: web.Request) -> web.StreamResponse:
     deps, principal = request.app[DEPS], request[PRINCIPAL]
     with _stream_slot(request):
-        cus_id = await identity.resolve_ref(deps, principal, request.match_info["ref"])
+        cus_id = await resolving.resolve_ref(deps, principal, request.match_info["ref"])
         await audit.record(deps, principal, cus_id, "events", params.viewer(request))
         return await _serve(request, cus_id)
 
 
-@routes.route("GET", "/v1/handoffs/events", roles=("agent",), produces="text/event-stream",
+@routes.route("GET", "/v1/handoffs/events", roles=("agent", "supervisor"),
+              produces="text/event-stream",
               headers=(LAST_EVENT_ID,), desk=True,
               summary="Live changes of the tenant's hand-off queue")
 async def queue_events(request: web.Request) -> web.StreamResponse:
     with _stream_slot(request):
         return await _serve(request, None)
+
+
+@routes.route("GET", "/v1/alerts/events", roles=("supervisor",), produces="text/event-stream",
+              headers=(LAST_EVENT_ID,), desk=True,
+              summary="Live risk alerts of the tenant: alert.raised, alert.acknowledged")
+async def alert_events(request: web.Request) -> web.StreamResponse:
+    tenant = request[PRINCIPAL].tenant
+    with _stream_slot(request):
+        return await _serve(request, None,
+                            stream=request.app[DEPS].store.alerts.events_name(tenant))

@@ -13,8 +13,8 @@ from schemas.caller import Caller
 routes = Routes()
 
 
-@routes.route("GET", "/v1/whoami", roles=("bot", "ivr", "agent", "admin"), response=Caller,
-              summary="The calling key: its tenant, role and id")
+@routes.route("GET", "/v1/whoami", roles=("bot", "ivr", "agent", "supervisor", "admin"),
+              response=Caller, summary="The calling key: its tenant, role and id")
 async def whoami(request: web.Request) -> web.StreamResponse:
     principal = request[PRINCIPAL]
     return render(request, Caller(id=principal.key_id, tenant=principal.tenant,

@@ -22,6 +22,8 @@ from handoff.services import apikeys
 from handoff.services.deps import Deps, Principal
 
 PREFIX = "dt_"
+# The keys whose holders use a panel: agents (/desk/) and supervisors (/desk/supervisor).
+PANEL_ROLES = ("agent", "supervisor")
 MAX_LENGTH = 600
 
 
@@ -71,12 +73,13 @@ def _claims(deps: Deps, token: str) -> list[Any]:
 
 
 async def verify(deps: Deps, token: str) -> Principal:
-    """The agent principal a panel token stands for, while its key is still usable."""
+    """The principal a panel token stands for (an agent, or a supervisor when a supervisor key
+    minted it: the role is the minting key's), while its key is still usable."""
     tenant, agent_id, key_id, expires_s = _claims(deps, token)
-    digest = await deps.store.api_key_digest(key_id)
-    record = await deps.store.get_api_key(digest) if digest else {}
+    digest = await deps.store.access.api_key_digest(key_id)
+    record = await deps.store.access.get_api_key(digest) if digest else {}
     if (not digest or not record or not apikeys.usable(record, deps.now_ms())
-            or record["tenant"] != tenant or record["role"] != "agent"):
+            or record["tenant"] != tenant or record["role"] not in PANEL_ROLES):
         raise Unauthorized("the key that opened this panel was revoked", reason="revoked")
-    return Principal(tenant=tenant, role="agent", key_id=key_id, agent_id=agent_id,
+    return Principal(tenant=tenant, role=record["role"], key_id=key_id, agent_id=agent_id,
                      expires_ms=expires_s * 1000)

@@ -1,4 +1,5 @@
-"""Risk and frustration terms spotted in what customers say."""
+"""Risk and frustration terms spotted in what customers say, and which of them alert a
+supervisor."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from dataclasses import dataclass
 
 from handoff.settings import Settings
 
-HUMAN_COUNTER = "#human"
 HUMAN_TERM = "repeated request for a human"
+# Tenants whose merged alert rules are kept worked out (they are only read on a flagged turn).
+MAX_TENANT_RULES = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +29,8 @@ class Lexicon:
         # that holds one is searched term by term (terms may overlap: each is found on its own).
         self._any = _any_of([t for _, t, _ in self._terms])
         self._human = _any_of(settings.human_request_terms)
+        self._rules = settings.alert_rules
+        self._tenant_rules: dict[str, dict[str, str]] = {}
 
     def hits(self, text: str) -> list[Hit]:
         if self._any is None or not self._any.search(text):
@@ -35,6 +39,17 @@ class Lexicon:
 
     def asks_for_human(self, text: str) -> bool:
         return bool(self._human and self._human.search(text))
+
+    def alert_rules(self, tenant: str) -> dict[str, str]:
+        """The flag kinds that alert `tenant`'s supervisors, each with its severity
+        (HANDOFF_ALERT_RULES: the tenant's own entries over those for every tenant)."""
+        rules = self._tenant_rules.get(tenant)
+        if rules is None:
+            merged = {**self._rules.get("*", {}), **self._rules.get(tenant, {})}
+            rules = {kind: severity for kind, severity in merged.items() if severity != "off"}
+            if len(self._tenant_rules) < MAX_TENANT_RULES:
+                self._tenant_rules[tenant] = rules
+        return rules
 
 
 def _spelling(term: str) -> str:
