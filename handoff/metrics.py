@@ -18,13 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import functools
-import inspect
 import os
-import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import Literal
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -79,6 +75,37 @@ REASKS = Counter("handoff_reasks", "Agents asking for something the brief alread
 WEBHOOKS = Counter("handoff_webhook_deliveries",
                    "Outbound webhook deliveries queued, and attempts by outcome",
                    ["outcome"])
+# Effort KPIs (docs/kpis.md): the figures /v1/kpis keeps per hour and day, as counters.
+ACCEPTS_VERIFIED = Counter("handoff_accepts_verified",
+                           "Accepted hand-offs whose customer had a verification still valid",
+                           ["tenant", "queue"])
+CHANNEL_SWITCHES = Counter("handoff_channel_switches",
+                           "Channel switches in the journeys of accepted hand-offs",
+                           ["tenant", "queue"])
+JOURNEY_STEPS = Counter("handoff_journey_steps",
+                        "Conversations in the journeys of accepted hand-offs",
+                        ["tenant", "queue"])
+REPEAT_CONTACTS = Counter("handoff_repeat_contacts",
+                          "Accepted hand-offs whose customer had another hand-off requested in "
+                          "the 7 days before", ["tenant", "queue"])
+QUEUE_REASKS = Counter("handoff_queue_reasks",
+                       "Re-asks, in the queue of the customer's last accepted hand-off "
+                       "(_none: never accepted)", ["tenant", "queue"])
+REASK_WARNINGS = Counter("handoff_reask_warnings",
+                         "Re-ask warnings an agent's re-ask check opened", ["tenant", "queue"])
+REASK_WARNINGS_SENT = Counter("handoff_reask_warnings_sent_anyway",
+                              "Re-ask warnings followed in time by a turn asking for the fact",
+                              ["tenant", "queue"])
+# Alerts are about a customer, not a hand-off: by tenant only.
+ALERTS = Counter("handoff_alerts", "Risk alerts raised", ["tenant"])
+ALERT_ACK_SECONDS = Histogram("handoff_alert_time_to_acknowledge_seconds",
+                              "From a risk alert being raised to a supervisor acknowledging it",
+                              ["tenant"], buckets=WAIT_BUCKETS)
+# Read from Redis when /metrics is scraped (whichever worker answers sets them).
+ALERTS_OPEN = Gauge("handoff_alerts_open", "Risk alerts no supervisor has acknowledged yet",
+                    ["tenant"], multiprocess_mode="livemostrecent")
+REDIS_UP = Gauge("handoff_redis_up", "1 if Redis answered when /metrics was scraped, else 0",
+                 multiprocess_mode="livemostrecent")
 
 
 class Tally:
@@ -204,30 +231,52 @@ def reask(tenant: str, fact: str) -> None:
     REASKS.labels(*_facts(tenant, fact)).inc()
 
 
+def accept_figures(tenant: str, queue: str, *, verified: bool, switches: int, steps: int,
+                   repeat: bool) -> None:
+    """What the brief of an accepted hand-off showed (counted once per hand-off)."""
+    labels = _queues(tenant, queue)
+    if verified:
+        ACCEPTS_VERIFIED.labels(*labels).inc()
+    CHANNEL_SWITCHES.labels(*labels).inc(switches)
+    JOURNEY_STEPS.labels(*labels).inc(steps)
+    if repeat:
+        REPEAT_CONTACTS.labels(*labels).inc()
+
+
+def reask_warnings(tenant: str, queue: str, *, opened: int = 0, sent_anyway: int = 0,
+                   reasks: int = 0) -> None:
+    """Re-ask warnings opened, closed by a re-ask (sent anyway), and re-asks, in `queue`."""
+    labels = _queues(tenant, queue)
+    for metric, n in ((REASK_WARNINGS, opened), (REASK_WARNINGS_SENT, sent_anyway),
+                      (QUEUE_REASKS, reasks)):
+        if n:
+            metric.labels(*labels).inc(n)
+
+
+def alert(tenant: str, *, acknowledged_after_ms: int | None = None) -> None:
+    """A risk alert was raised (`acknowledged_after_ms` None), or acknowledged that long after."""
+    if acknowledged_after_ms is None:
+        ALERTS.labels(tenant).inc()
+    else:
+        ALERT_ACK_SECONDS.labels(tenant).observe(max(0, acknowledged_after_ms) / 1000)
+
+
+def store_sampled(open_alerts: dict[str, int] | None) -> None:
+    """What a scrape read from Redis: each tenant's open alerts, or None if Redis was away."""
+    REDIS_UP.set(0 if open_alerts is None else 1)
+    for tenant, n in (open_alerts or {}).items():
+        ALERTS_OPEN.labels(tenant).set(n)
+
+
 def webhook_delivery(outcome: str, count: int = 1) -> None:
     """Outbound webhook deliveries queued, or attempts that ended `outcome` (see `outbox`)."""
     WEBHOOKS.labels(outcome).inc(count)
 
 
-def time_store(store: Any, skip: frozenset[str] = frozenset()) -> None:
-    """Time every public coroutine method of `store` (one instance) into REDIS_SECONDS."""
-    for name, _ in inspect.getmembers(type(store), inspect.iscoroutinefunction):
-        if not name.startswith("_") and name not in skip:
-            setattr(store, name, _timed(getattr(store, name), name))
-
-
-def _timed(method: Callable[..., Awaitable[Any]], name: str) -> Callable[..., Awaitable[Any]]:
-    labels = (name,)
-    observe = _store_operations.observe
-
-    @functools.wraps(method)
-    async def timed(*args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return await method(*args, **kwargs)
-        finally:
-            observe(labels, time.perf_counter() - start)
-    return timed
+def store_operation(labels: tuple[str], seconds: float) -> None:
+    """One store operation (labels: its name) took `seconds`; the store calls this for every
+    timed operation once the app has installed it (see handoff/store/operations.py)."""
+    _store_operations.observe(labels, seconds)
 
 
 def exposition() -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from importlib import resources
 
 from aiohttp import web
 
@@ -11,10 +12,13 @@ from handoff.api import apidocs
 from handoff.api.routing import Routes
 from handoff.api.state import DEPS, OPENAPI, SETTINGS
 from handoff.errors import NotFound, StoreUnavailable, Unauthorized
-from handoff.store.connection import SENTINEL_SCHEME
+from handoff.services import kpis
+from handoff.settings import SENTINEL_SCHEME
 from schemas.common import Health
 
 routes = Routes()
+# Browsers ask for it with every page (the panel, /docs): answered, it is no 404 in the log.
+FAVICON = resources.files("handoff").joinpath("desk", "favicon.ico").read_bytes()
 
 
 @routes.route("GET", "/healthz", roles=None, response=Health, summary="The process is alive")
@@ -50,6 +54,7 @@ async def prometheus(request: web.Request) -> web.StreamResponse:
             f"Bearer {token.get_secret_value()}".encode()):
         # Labels name tenants and queues: with a token set, only the scraper holding it reads.
         raise Unauthorized("send Authorization: Bearer <HANDOFF_METRICS_TOKEN>")
+    await kpis.sample_store(request.app[DEPS])
     # The exposition format's own type carries a `version=` parameter aiohttp will not split.
     return web.Response(body=metrics.exposition(), headers={"Content-Type": metrics.CONTENT_TYPE})
 
@@ -72,3 +77,10 @@ async def docs_asset(request: web.Request) -> web.StreamResponse:
     if path is None:
         raise NotFound("no such file")
     return web.FileResponse(path, headers={"Cache-Control": "public, max-age=86400"})
+
+
+@routes.route("GET", "/favicon.ico", roles=None, produces="image/x-icon", in_schema=False,
+              summary="The icon browsers show for the agent panel and the docs page")
+async def favicon(request: web.Request) -> web.StreamResponse:
+    return web.Response(body=FAVICON, content_type="image/x-icon",
+                        headers={"Cache-Control": "public, max-age=86400"})
