@@ -35,7 +35,7 @@ from handoff.services import (
     verification,
 )
 from handoff.services.deps import Principal
-from handoff.services.timefmt import moment
+from handoff.timefmt import moment
 from schemas.brief import Brief, HumanContact
 from schemas.common import Identity
 from schemas.conversations import AppendResult, AppendTurns, FactsResult, PutFacts

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,13 +18,14 @@ from handoff.client import ClientError, HandoffClient
 from handoff.doctor import examine
 from handoff.embedded import EmbeddedRedis
 from handoff.errors import HandoffError, NotFound
+from handoff.localstore import command_store, open_store, store_for
 from handoff.services import apikeys
-from handoff.services.timefmt import iso
 from handoff.settings import Settings
 from handoff.store import Store
 from handoff.store.connection import connect, sentinel_target
 from handoff.store.diagnostics import SentinelFacts, ServerFacts, sentinel_facts, server_facts
 from handoff.terminal import brief_text, event_line
+from handoff.timefmt import iso
 from handoff.workers import supervise
 from schemas.brief import Brief
 
@@ -38,19 +39,15 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
-def _store_for(settings: Settings) -> tuple[AbstractContextManager[object], str]:
-    """The Redis to use: HANDOFF_REDIS_URL (or the sentinels' primary), or the embedded one
-    for the data folder."""
-    if settings.store_url:
-        return nullcontext(), settings.store_url
-    embedded = EmbeddedRedis(settings.data_dir)
-    return embedded, embedded.url
-
-
 def serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     logs.configure(settings.log_level, settings.log_format)
-    embedded, url = _store_for(settings)
+    # A worker joins a port its siblings share: only the first process asks.
+    problem = None if args.reuse_port else serving.check_port(settings.host, settings.port)
+    if problem:
+        print(f"handoff: {problem}", file=sys.stderr)
+        return 1
+    embedded, url = store_for(settings)
     with embedded:
         if isinstance(embedded, EmbeddedRedis):
             logs.logger("handoff").info("embedded Redis in %s", embedded.data_dir)
@@ -59,36 +56,22 @@ def serve(args: argparse.Namespace) -> int:
                                             str(settings.port), "--log-format",
                                             settings.log_format], url)
         app = create_app(settings.model_copy(update={"redis_url": url}))
-        serving.run(app, host=settings.host, port=settings.port,
-                    head_timeout=settings.header_timeout, reuse_port=args.reuse_port,
-                    announce=lambda msg: print(msg, flush=True))
+        try:
+            serving.run(app, host=settings.host, port=settings.port,
+                        head_timeout=settings.header_timeout, reuse_port=args.reuse_port,
+                        announce=lambda msg: print(msg, flush=True))
+        except OSError as exc:  # taken between the check and now
+            problem = serving.bind_problem(exc, settings.host, settings.port)
+            if problem is None:
+                raise
+            print(f"handoff: {problem}", file=sys.stderr)
+            return 1
     return 0
-
-
-@asynccontextmanager
-async def _open_store(url: str, settings: Settings) -> AsyncIterator[Store]:
-    client = connect(url, cluster=settings.redis_cluster, timeout=settings.redis_timeout,
-                     max_connections=4)
-    blocking = connect(url, cluster=settings.redis_cluster, timeout=settings.redis_timeout,
-                       max_connections=1, blocking=True)
-    store = await Store.open(client, blocking, events_maxlen=settings.events_maxlen)
-    try:
-        yield store
-    finally:
-        await store.close()
-
-
-async def _create_key(url: str, settings: Settings, tenant: str, role: str, name: str
-                      ) -> tuple[str, dict[str, str]]:
-    async with _open_store(url, settings) as store:
-        return await apikeys.create(store, tenant=tenant, role=role, name=name,
-                                    now_ms=int(time.time() * 1000))
 
 
 def _keys_command(args: argparse.Namespace) -> int:
     """Run one `handoff keys ...` command against the configured store."""
     settings = _settings(args)
-    embedded, url = _store_for(settings)
     now = int(time.time() * 1000)
 
     async def run(store: Store) -> list[str]:
@@ -105,13 +88,13 @@ def _keys_command(args: argparse.Namespace) -> int:
                                               grace_seconds=args.grace)
         return [f"rotated {args.id} to {record['id']}; the new key is shown once:", secret]
 
-    async def main() -> list[str]:
-        async with _open_store(url, settings) as store:
+    async def main(url: str) -> list[str]:
+        async with open_store(url, settings) as store:
             return await run(store)
 
     try:
-        with embedded:
-            lines = asyncio.run(main())
+        with command_store(settings) as url:
+            lines = asyncio.run(main(url))
     except (ValueError, NotFound) as exc:
         print(f"handoff: {exc}", file=sys.stderr)
         return 2
@@ -192,7 +175,7 @@ def tail(args: argparse.Namespace) -> int:
 def doctor(args: argparse.Namespace) -> int:
     """Check the configured Redis (or the embedded one) for what handoff relies on."""
     settings = _settings(args)
-    embedded, url = _store_for(settings)
+    embedded, url = store_for(settings)
 
     async def inspect() -> tuple[ServerFacts, SentinelFacts | None]:
         client = connect(url, cluster=settings.redis_cluster, timeout=settings.redis_timeout,
@@ -315,7 +298,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.set_defaults(func=doctor)
 
     args = parser.parse_args(argv)
-    return int(args.func(args))
+    try:
+        status = int(args.func(args))
+        sys.stdout.flush()  # here, where a reader that went away can still be handled
+        return status
+    except BrokenPipeError:
+        # The reader went away (`handoff context ... | head`): stop quietly, as Unix tools do.
+        # stdout still holds what it could not write, and would fail again at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from handoff.api.state import DEPS
 from handoff.app import create_app
 from handoff.client import HandoffClient
 from handoff.embedded import EmbeddedRedis
+from handoff.localstore import command_store, create_key
 from handoff.services import apikeys
 from handoff.settings import Settings
 from handoff.terminal import brief_text, handoff_line
@@ -119,9 +120,7 @@ async def _run_local(settings: Settings, redis_url: str) -> AcceptResult:
 
 async def _run_remote(settings: Settings, url: str, redis_url: str) -> AcceptResult:
     """The scenario against a running server; keys are minted in its store at `redis_url`."""
-    from handoff.cli import _create_key
-
-    keys = {role: (await _create_key(redis_url, settings, "demo", role, "demo"))[0]
+    keys = {role: (await create_key(redis_url, settings, "demo", role, "demo"))[0]
             for role in ("bot", "ivr", "agent")}
     return await scenario(url, keys)
 
@@ -130,10 +129,7 @@ def run(settings: Settings, url: str | None = None) -> int:
     """Play the scenario and print the brief. The store is started (and stopped) here, before
     and after the event loop: a temporary one for a local demo, or the server's own."""
     if url:
-        from handoff.cli import _store_for
-
-        embedded, redis_url = _store_for(settings)
-        with embedded:
+        with command_store(settings) as redis_url:
             accepted = asyncio.run(_run_remote(settings, url, redis_url))
     else:
         with tempfile.TemporaryDirectory(prefix="handoff-demo-", dir="/tmp") as tmp, \

@@ -3,7 +3,7 @@
     HandoffError
     ├── BadRequest            400  the body does not parse
     ├── Unauthorized          401  no key, or a key we do not know
-    ├── Forbidden             403  the key's role may not use this route
+    ├── Forbidden             403  the key's role may not use this route (or name customers so)
     ├── NotFound              404  no such thing in this tenant (other tenants' things included)
     ├── Conflict              409  the state forbids it (already accepted, code used)
     ├── PayloadTooLarge       413
@@ -16,6 +16,11 @@
 from __future__ import annotations
 
 from typing import Any
+
+
+def with_article(word: str) -> str:
+    """`word` after the article it is read with: "a bot", "an agent", "an ivr", "an admin"."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
 
 
 class HandoffError(Exception):

@@ -15,6 +15,8 @@ when its head does not arrive in one read.
 from __future__ import annotations
 
 import asyncio
+import errno
+import socket
 from collections.abc import Callable
 from contextlib import suppress
 from typing import Any
@@ -109,6 +111,55 @@ class HeadDeadlineSite(web.BaseSite):
         self._server = await loop.create_server(connection, self._host, self._port,
                                                 backlog=self._backlog,
                                                 reuse_port=self._reuse_port or None)
+
+
+def bind_problem(exc: OSError, host: str, port: int) -> str | None:
+    """One sentence for a failure to listen on `host:port` that the operator can fix (a busy
+    port, a privileged one, an address this machine does not have); None for anything else."""
+    if isinstance(exc, socket.gaierror):
+        return (f"cannot listen on {host!r}: {exc.strerror}; give another address with --host "
+                "or HANDOFF_HOST")
+    if exc.errno == errno.EADDRINUSE:
+        return (f"port {port} on {host} is already in use (another handoff serve?); choose "
+                f"another with --port {port + 1} or HANDOFF_PORT={port + 1}")
+    if exc.errno == errno.EACCES:
+        return (f"not allowed to listen on port {port} of {host} (ports below 1024 need "
+                "privileges); choose another with --port or HANDOFF_PORT")
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return (f"{host} is not an address of this machine; choose another with --host or "
+                "HANDOFF_HOST")
+    return None
+
+
+def check_port(host: str, port: int) -> str | None:
+    """Why `handoff serve` could not listen on `host:port` now, or None if it could.
+
+    Asked before anything starts (the embedded Redis, N workers that would each fail and be
+    restarted for ever), binding as the server will: with SO_REUSEADDR, so the sockets a
+    server that just stopped leaves in TIME_WAIT do not count, and without SO_REUSEPORT, so
+    that a port held by other `--workers` processes does.
+    """
+    try:
+        addresses = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                       flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        return bind_problem(exc, host, port)
+    bound, missing = 0, None
+    for family, kind, proto, _, address in addresses:
+        try:
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                probe.bind(address)
+                bound += 1
+        except OSError as exc:
+            # As asyncio does: an address of a family this machine has not enabled (`localhost`
+            # is ::1 too) is skipped, and is a problem only if no address is left.
+            if exc.errno not in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+                return bind_problem(exc, host, port)
+            missing = exc
+    return bind_problem(missing, host, port) if missing is not None and not bound else None
 
 
 async def _serve(app: web.Application, *, host: str, port: int, head_timeout: float,

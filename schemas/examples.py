@@ -1,7 +1,7 @@
 """The API's main bodies, by example: shown in `/docs` as the models' schema examples.
 
-Requests are the contract's own, verbatim; the `...` it leaves in responses is filled in with
-what the service answers for that story.
+Requests are the ones docs/api.md walks through (Ana's double charge, chat to phone to agent);
+responses are what the service answers for that story.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ BRIEF: dict[str, Any] = {
               {"id": "t9", "conversation_id": "CA9f2", "channel": "voice",
                "role": "customer", "text": "Third time I call about this; next it is a lawsuit",
                "ts": "2026-11-23T10:16:30Z"}],
-    "flags": [{"kind": "risk", "term": "lawsuit", "turn_id": "t9"}],
+    "flags": [{"kind": "legal", "term": "lawsuit", "turn_id": "t9"}],
     "summary": "Charged twice for order A-1001",
     "generated_at": "2026-11-23T10:17:00Z"}
 ACCEPT_RESULT: dict[str, Any] = {

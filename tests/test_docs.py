@@ -19,13 +19,13 @@ from tests.browser import browser
 __all__ = ["browser"]  # the fixture, used by name below
 
 # The API's main bodies, by example, request and answer of each.
-DESIGN_BODIES: tuple[type[BaseModel], ...] = (
+EXAMPLE_BODIES: tuple[type[BaseModel], ...] = (
     AppendTurns, AppendResult, HandoffIn, Handoff, RedeemIn, RedeemResult, VerifyIn,
     VerifyResult, AcceptIn, AcceptResult, Brief)
 
 
-def test_each_design_example_validates_against_its_model() -> None:
-    for model in (*DESIGN_BODIES, Problem):
+def test_each_example_body_validates_against_its_model() -> None:
+    for model in (*EXAMPLE_BODIES, Problem):
         extra = model.model_config.get("json_schema_extra")
         assert isinstance(extra, dict), model.__name__
         (example,) = extra["examples"]
@@ -37,7 +37,7 @@ async def test_the_examples_are_in_the_published_description(client: TestClient[
                                                              ) -> None:
     document = await (await client.get("/openapi.json")).json()
     schemas = document["components"]["schemas"]
-    for model in DESIGN_BODIES:
+    for model in EXAMPLE_BODIES:
         assert schemas[model.__name__]["examples"], model.__name__
     body = document["paths"]["/v1/handoffs"]["post"]["requestBody"]["content"]
     ref = body["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]

@@ -274,7 +274,7 @@ async def test_another_tenants_agent_cannot_follow_the_customer(client: Client,
     assert r.content_type == "application/problem+json"
 
 
-async def test_a_bot_key_follows_its_chat_customer_but_finds_no_one_by_other_identities(
+async def test_a_bot_key_follows_its_chat_customer_but_may_not_look_up_other_identities(
         client: Client, keys: Keys) -> None:
     cus_id = await say(client, keys, "t1", "hello")
     async with client.get(f"/v1/customers/{cus_id}/events", headers=keys("bot")) as r:
@@ -290,7 +290,8 @@ async def test_a_bot_key_follows_its_chat_customer_but_finds_no_one_by_other_ide
     assert r.status == 200
     r.close()
     r = await client.get("/v1/customers/account:88812345/events", headers=keys("bot"))
-    assert r.status == 404
+    assert r.status == 403
+    assert "chat:" in (await r.json())["detail"]
 
 
 # -- the tenant's queue ------------------------------------------------------------------------

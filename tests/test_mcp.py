@@ -309,7 +309,7 @@ async def test_a_bot_key_cannot_accept_a_handoff(stack: Stack) -> None:
                                                         "agent_id": "agent-7"})
         assert refused.is_error
         assert text_of(refused) == ("Forbidden: a bot key may not use this route; "
-                                    "it needs agent")
+                                    "it needs an agent key")
         queue = await ai.call_tool("list_queue", {})
         assert queue.is_error and text_of(queue).startswith("Forbidden")
     async with stack.rest("agent") as agent:

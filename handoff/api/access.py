@@ -1,27 +1,28 @@
 """Per request: an `X-Request-ID`, one access log line and one metrics sample.
 
-The outermost middleware, so it sees the final answer of every request: problem+json errors,
-backpressure refusals and router 404s included. Routes are logged and counted by template
-(`/v1/customers/{ref}/context`): a path may name a customer by a sensitive identity, the
-template never does; the customer id is logged instead, when a service resolved one.
+The first and the last step of the request pipeline (handoff/api/middleware.py), so it sees the
+final answer of every request: problem+json errors, backpressure refusals and router 404s
+included. Routes are logged and counted by template (`/v1/customers/{ref}/context`): a path may
+name a customer by a sensitive identity, the template never does; the customer id is logged
+instead, when a service resolved one.
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import re
 import secrets
 import time
-from typing import Any
+from contextvars import Token
 
 from aiohttp import web
 
 from handoff import logs, metrics
+from handoff.api.paths import shown_path
 from handoff.api.remote import client_address
 from handoff.api.state import PREPARED, PRINCIPAL, REQUEST_ID
-from handoff.services.masking import mask_text
+from handoff.masking import mask_text
 
 HEADER = "X-Request-ID"
 # What load balancers and tracing headers send (UUIDs, hex trace ids, `Root=1-...` style ids).
@@ -50,43 +51,50 @@ def route_of(request: web.Request) -> str | None:
     return resource.canonical if resource is not None else None
 
 
-@web.middleware
-async def access(request: web.Request, handler: Any) -> web.StreamResponse:
+# What `begin` hands `finish`: the log context, its reset token and the start time.
+Visit = tuple[logs.RequestContext, Token[logs.RequestContext | None], float]
+
+
+def begin(request: web.Request) -> Visit:
+    """Name the request and start its clock; `finish` must follow, whatever happens."""
     rid = request_id(request.headers.get(HEADER))
     request[REQUEST_ID] = rid
     context, token = logs.begin_request(rid)
-    start = time.perf_counter()
-    status = 500
-    try:
-        response: web.StreamResponse = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:  # redirects and the like, passed through on purpose
-        status = exc.status
-        raise
-    except asyncio.CancelledError:
-        # An event stream whose client left keeps the status it was sent with; a request
-        # dropped before its answer gets nginx's code for "the client went away".
-        status = prepared.status if (prepared := request.get(PREPARED)) else 499
-        raise
-    finally:
-        elapsed = time.perf_counter() - start
-        route = route_of(request)
-        prepared = request.get(PREPARED)
-        stream = prepared is not None and prepared.content_type == "text/event-stream"
-        method = metrics.method_label(request.method)
-        metrics.request(method, route, status, None if stream else elapsed)
-        if log.isEnabledFor(logging.INFO):  # HANDOFF_LOG_LEVEL=WARNING: no access lines
-            principal = request.get(PRINCIPAL)
-            log.info("%s %s %d", method, route or "-", status, extra={"fields": {
-                "request_id": rid, "method": method, "route": route, "status": status,
-                "latency_ms": round(elapsed * 1000, 2),
-                "tenant": principal.tenant if principal else None,
-                "key_id": principal.key_id if principal else None,
-                "customer_id": context.customer_id, "remote": client_address(request)},
-                # Route templates, ids checked on the way in, numbers: nothing here to mask.
-                "fields_safe": True})
-        logs.end_request(token)
+    return context, token, time.perf_counter()
+
+
+def cancelled_status(request: web.Request) -> int:
+    """The status of a request whose client went away before it was answered."""
+    # An event stream whose client left keeps the status it was sent with; a request dropped
+    # before its answer gets nginx's code for "the client went away".
+    prepared = request.get(PREPARED)
+    return prepared.status if prepared else 499
+
+
+def finish(request: web.Request, visit: Visit, status: int) -> None:
+    """One metrics sample and one access line for the request `begin` named."""
+    context, token, start = visit
+    elapsed = time.perf_counter() - start
+    route = route_of(request)
+    prepared = request.get(PREPARED)
+    stream = prepared is not None and prepared.content_type == "text/event-stream"
+    method = metrics.method_label(request.method)
+    metrics.request(method, route, status, None if stream else elapsed)
+    if log.isEnabledFor(logging.INFO):  # HANDOFF_LOG_LEVEL=WARNING: no access lines
+        principal = request.get(PRINCIPAL)
+        fields = {
+            "request_id": context.request_id, "method": method, "route": route,
+            "status": status, "latency_ms": round(elapsed * 1000, 2),
+            "tenant": principal.tenant if principal else None,
+            "key_id": principal.key_id if principal else None,
+            "customer_id": context.customer_id, "remote": client_address(request)}
+        if route is None:  # no template: what was asked for, sanitised by handoff/api/paths.py
+            fields["path"] = shown_path(request.path)
+        log.info("%s %s %d", method, route or fields["path"], status, extra={
+            # Route templates, ids checked on the way in, numbers, a sanitised path: nothing
+            # here to mask.
+            "fields": fields, "fields_safe": True})
+    logs.end_request(token)
 
 
 async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from handoff.api.remote import client_address
 from handoff.api.state import AUTH_FAILURES, BACKPRESSURE, DEPS, PRINCIPAL
-from handoff.errors import Forbidden, Unauthorized
+from handoff.errors import Forbidden, Unauthorized, with_article
 from handoff.services import apikeys, desktokens
 from handoff.services.deps import Deps, Principal
 
@@ -91,8 +91,10 @@ def _guard(handler: Handler, roles: frozenset[str], desk: bool) -> Handler:
             raise Forbidden("a panel token may only use the panel's routes; "
                             "use an agent key here")
         if principal.role not in roles:
-            raise Forbidden(f"a {principal.role} key may not use this route; "
-                            f"it needs {' or '.join(sorted(roles))}")
+            *others, last = sorted(roles)
+            needed = f"{', '.join(others)} or {last}" if others else last
+            raise Forbidden(f"{with_article(principal.role)} key may not use this route; "
+                            f"it needs {with_article(needed)} key")
         request.app[BACKPRESSURE].take(principal.key_id)
         request[PRINCIPAL] = principal
         return await handler(request)
@@ -112,4 +114,4 @@ async def _authenticate(deps: Deps, request: web.Request, desk: bool) -> Princip
     scheme, _, secret = (authorization or "").partition(" ")
     if scheme.lower() == "bearer" and desktokens.is_token(secret.strip()):
         return await desktokens.verify(deps, secret.strip())
-    return await apikeys.authenticate(deps.store, authorization, now_ms=deps.now_ms())
+    return await apikeys.authenticate(deps, authorization)
