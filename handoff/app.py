@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -14,20 +14,20 @@ from handoff import logs, metrics
 from handoff.api import (
     access,
     admin,
-    backpressure,
+    alerts,
     conversations,
     customers,
     desk,
-    durability,
     events,
     handoffs,
     identities,
+    kpis,
     ops,
     webhooks,
     whoami,
 )
 from handoff.api.backpressure import Backpressure
-from handoff.api.middleware import problems
+from handoff.api.middleware import pipeline
 from handoff.api.openapi import document
 from handoff.api.routing import Routes
 from handoff.api.state import (
@@ -52,30 +52,34 @@ from handoff.services.deps import Deps
 from handoff.services.events import Lifetimes
 from handoff.services.flags import Lexicon
 from handoff.settings import Settings
-from handoff.store import Store
+from handoff.store import Store, operations
 from handoff.store.connection import connect
 
 log = logs.logger("handoff")
+# What the service takes for "now" instead of the wall clock (tests move it).
+CLOCK: web.AppKey[Callable[[], int]] = web.AppKey("clock")
 # Order matters where paths overlap: /v1/handoffs/events before /v1/handoffs/{id}.
 ROUTES: tuple[Routes, ...] = (events.routes, conversations.routes, customers.routes,
                               identities.routes, handoffs.routes, admin.routes, ops.routes,
-                              webhooks.routes, desk.routes, whoami.routes,
+                              webhooks.routes, desk.routes, whoami.routes, kpis.routes,
+                              alerts.routes,
                               *(adapter.routes for adapter in ADAPTERS))
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, *, clock: Callable[[], int] | None = None
+               ) -> web.Application:
     """A ready-to-run application; `settings.redis_url` (or `redis_sentinels`) must point at
-    a Redis server."""
+    a Redis server. `clock` (epoch milliseconds) replaces the wall clock, for tests."""
     if not settings.store_url:
         raise ValueError("settings.redis_url is required (handoff serve starts one for you)")
     pressure = Backpressure(settings)
-    # Innermost, so that a write no replica confirmed is answered as problem+json.
-    durable = [durability.replica_ack] if settings.write_ack == "replica" else []
-    app = web.Application(middlewares=[access.access, problems,
-                                       backpressure.middleware(pressure), *durable],
+    app = web.Application(middlewares=[pipeline(pressure,
+                                                replica_ack=settings.write_ack == "replica")],
                           client_max_size=settings.max_body_bytes,
                           handler_args={"max_field_size": 16384})
     app[BACKPRESSURE] = pressure
+    if clock is not None:
+        app[CLOCK] = clock
     app[SETTINGS] = settings
     app[LEXICON] = Lexicon(settings)
     app[STREAMS] = weakref.WeakSet()
@@ -103,11 +107,13 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
                      timeout=settings.redis_timeout,
                      max_connections=settings.redis_max_connections)
     # For the invalidation follower's XREAD BLOCK; each event stream makes its own connection
-    # like these and closes it when it ends (see handoff.store.reader).
+    # like these and closes it when it ends (see handoff.store.events).
     blocking = connect(url, cluster=settings.redis_cluster,
                        timeout=settings.redis_timeout, max_connections=4, blocking=True)
     store = await Store.open(client, blocking, events_maxlen=settings.events_maxlen)
-    app[DEPS] = Deps(store=store, settings=settings)
+    clock = app.get(CLOCK)
+    app[DEPS] = (Deps(store=store, settings=settings) if clock is None
+                 else Deps(store=store, settings=settings, clock=clock))
     app[LIFETIMES] = Lifetimes(app[DEPS])
     app[AUTH_FAILURES] = AuthFailures(store, settings.auth_failures_per_minute)
     yield
@@ -121,7 +127,7 @@ async def _invalidations(app: web.Application) -> AsyncIterator[None]:
     async def run() -> None:
         while True:
             try:
-                await store.follow_invalidations()
+                await store.notices.follow_invalidations()
             except HandoffError as exc:
                 log.warning("invalidation stream unavailable (%s); retrying", exc.detail)
                 await asyncio.sleep(1.0)
@@ -150,9 +156,7 @@ async def _sweeper(app: web.Application) -> AsyncIterator[None]:
 
 async def _metrics(app: web.Application) -> AsyncIterator[None]:
     """Count this process among the live ones and time its store operations."""
-    # Blocking stream reads wait for news by design: their time is no Redis latency (an event
-    # stream's own waits go through its EventReader, which is not timed either).
-    metrics.time_store(app[DEPS].store, skip=frozenset({"close", "follow_invalidations"}))
+    operations.observe_with(metrics.store_operation)
     metrics.PROCESSES.inc()
     yield
     metrics.flush()

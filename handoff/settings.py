@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -9,11 +10,26 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# What a customer may say that someone should hear about, by kind: the brief flags it, and the
+# kinds HANDOFF_ALERT_RULES names alert a supervisor.
 DEFAULT_LEXICON: dict[str, list[str]] = {
-    "risk": ["lawsuit", "attorney", "lawyer", "sue you", "legal action", "fraud", "police"],
-    "frustration": ["cancel my account", "complaint", "ridiculous", "unacceptable",
-                    "worst service", "third time", "fed up"],
+    "legal": ["lawsuit", "attorney", "lawyer", "solicitor", "sue you", "legal action", "fraud",
+              "police"],
+    "churn": ["cancel my account", "close my account", "cancel my subscription",
+              "switch provider", "take my business elsewhere"],
+    "complaint": ["complaint", "formal complaint", "ombudsman", "regulator"],
+    "vulnerability": ["bereavement", "passed away", "can't afford", "cannot afford",
+                      "lost my job", "mental health", "disability"],
+    "frustration": ["ridiculous", "unacceptable", "worst service", "third time", "fed up"],
 }
+AlertSeverity = Literal["low", "medium", "high", "off"]
+DEFAULT_ALERT_RULES: dict[str, dict[str, AlertSeverity]] = {
+    "*": {"legal": "high", "vulnerability": "high", "complaint": "medium", "churn": "medium",
+          "frustration": "low"}}
+# Alert kinds travel in Redis field names (see services/alerts.py): plain words only.
+ALERT_KIND = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+# The scheme of a store URL naming Redis Sentinels rather than a server (see `store_url`).
+SENTINEL_SCHEME = "redis+sentinel://"
 DEFAULT_HUMAN_TERMS = ["agent", "human", "representative", "real person", "operator",
                        "speak to someone", "talk to someone"]
 
@@ -67,7 +83,7 @@ DEFAULT_REASK_TOPICS: dict[str, ReaskTopic] = {
 
 
 class Settings(BaseSettings):
-    """Every knob of the service; see the README's Configuration table."""
+    """Every knob of the service; docs/configuration.md lists them (handoff.configdoc)."""
 
     model_config = SettingsConfigDict(env_prefix="HANDOFF_", extra="ignore")
 
@@ -187,7 +203,13 @@ class Settings(BaseSettings):
                     "and before queuing its webhook deliveries")
     lexicon: dict[str, list[str]] = Field(
         default_factory=lambda: dict(DEFAULT_LEXICON),
-        description="risk and frustration terms flagged in customer turns")
+        description="terms flagged in customer turns, by kind (legal, churn, complaint, "
+                    "vulnerability, frustration)")
+    alert_rules: dict[str, dict[str, AlertSeverity]] = Field(
+        default_factory=lambda: {t: dict(r) for t, r in DEFAULT_ALERT_RULES.items()},
+        description='which flag kinds alert a supervisor, and how severely, per tenant ("*": '
+                    "every tenant; a tenant's own entries win); off: no alert, e.g. "
+                    '{"acme": {"frustration": "off", "churn": "high"}}')
     human_request_terms: list[str] = Field(default_factory=lambda: list(DEFAULT_HUMAN_TERMS),
                                            description="words that ask for a person")
     human_request_threshold: int = Field(
@@ -211,6 +233,10 @@ class Settings(BaseSettings):
     reask_topics: dict[str, ReaskTopic] = Field(
         default_factory=lambda: dict(DEFAULT_REASK_TOPICS),
         description="what agents must not ask again: fact keys / identity kinds and phrasings")
+    reask_warning_minutes: int = Field(
+        default=5, ge=1, le=60,
+        description="minutes a re-ask warning waits for the agent's next turn: a turn asking "
+                    "for the fact within them counts as sent anyway, none as heeded (KPIs)")
     dialogflow_handoff_tags: list[str] = Field(
         default_factory=lambda: ["handoff"],
         description="Dialogflow CX fulfillment tags whose webhook call requests a hand-off")
@@ -252,14 +278,23 @@ class Settings(BaseSettings):
                              "not a cluster")
         return self
 
+    @model_validator(mode="after")
+    def _alert_kinds_are_words(self) -> Settings:
+        bad = sorted({k for rules in self.alert_rules.values() for k in rules
+                      if not ALERT_KIND.match(k)})
+        if bad:
+            raise ValueError(f"alert_rules: kinds are lower-case words (a-z, 0-9, _ and -, at "
+                             f"most 32), not {', '.join(bad)}")
+        return self
+
     @property
     def store_url(self) -> str | None:
         """Where the store is: redis_url, or with sentinels a `redis+sentinel://` URL naming
         them, the service, and redis_url's credentials and database."""
-        if not self.redis_sentinels or (self.redis_url or "").startswith("redis+sentinel://"):
+        if not self.redis_sentinels or (self.redis_url or "").startswith(SENTINEL_SCHEME):
             return self.redis_url
         base = urlsplit(self.redis_url or "redis://")
         credentials = base.netloc.rpartition("@")[0]
         hosts = ",".join(a.strip() for a in self.redis_sentinels.split(","))
-        return (f"redis+sentinel://{credentials + '@' if credentials else ''}{hosts}/"
+        return (f"{SENTINEL_SCHEME}{credentials + '@' if credentials else ''}{hosts}/"
                 f"{self.redis_sentinel_service}/{base.path.strip('/') or '0'}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import ConfigDict, Field, StringConstraints
 
@@ -21,6 +21,8 @@ from schemas.common import (
 
 Reason = Literal["customer_request", "bot_failure", "high_value", "frustration", "risk", "policy"]
 Status = Literal["pending", "accepted", "resolved", "cancelled", "expired", "handed_back"]
+# The statuses in order, for a query parameter's choices and its OpenAPI enum.
+HANDOFF_STATUSES: tuple[str, ...] = get_args(Status)
 Outcome = Literal["resolved", "needs_follow_up"]
 Priority = Annotated[int, Field(ge=1, le=5, description="1 is the most urgent")]
 

@@ -8,7 +8,7 @@ known value is no re-ask either; confirming "the X we have on file" without sayi
 
 from __future__ import annotations
 
-from handoff.services.reask import Known
+from handoff.services.reask_detector import Known
 
 KNOWN: dict[str, list[Known]] = {
     "account": [Known("account", "40417788")],

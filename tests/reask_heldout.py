@@ -14,7 +14,7 @@ number), or asks for something the context does not hold (date of birth, card, a
 
 from __future__ import annotations
 
-from handoff.services.reask import Known
+from handoff.services.reask_detector import Known
 
 ACCOUNT = "ACC-20418"
 ORDER = "A-1001"

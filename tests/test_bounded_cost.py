@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,9 +16,18 @@ import pytest
 import redis
 import redis.cluster
 from aiohttp.test_utils import TestClient
+from pydantic import SecretStr
 
+from handoff import logs
 from handoff.settings import Settings
-from tests.conftest import Keys, RedisServer
+from handoff.store.multiplex import Multiplexed
+from tests import test_adapter_amazon_connect as connect
+from tests import test_adapter_dialogflow_cx as dialogflow
+from tests import test_adapter_lex_v2 as lex
+from tests import test_adapter_rasa as rasa
+from tests import test_adapter_twilio_voice as twilio
+from tests.conftest import AppFactory, Keys, RedisServer
+from tests.scenario import ok
 
 Client = TestClient[Any, Any]
 START = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -287,3 +298,258 @@ async def test_a_brief_read_again_in_json_and_msgpack_is_the_same_brief_in_each_
     await append(client, keys, "web-1", [turn(3, "and another thing")])
     r = await brief(client, keys, cus_id, headers={"Accept": "application/msgpack"})
     assert msgpack.unpackb(await r.read())["turns"][-1]["text"] == "and another thing"
+
+
+# -- Redis round trips and commands per request -------------------------------------------------
+
+# What one request costs in Redis on each hot route: (round trips, commands), warm (the API
+# key, the customer's index entries and the scripts already known, as on every request of a
+# conversation after its first). A command is what the service sends: an EVALSHA is one, whatever
+# its script runs. A round trip is one write of the shared connection, which carries every
+# command issued in the same event-loop iteration. This table is the one place to change: a
+# change that adds a round trip or a command fails below until it is written down here.
+COSTS: dict[str, tuple[int, int]] = {
+    # route                                   round trips, commands
+    "turn append":                            (1, 1),
+    # The outbox note rides with the write; raising is one script more (see docs/alerts.md).
+    "turn append raising a risk alert":       (2, 3),
+    "turn append, its kind's alert open":     (1, 2),
+    "brief, after a new turn":                (2, 14),
+    "brief, unchanged since the last read":   (1, 6),
+    "brief answered 304":                     (1, 6),
+    # The tenant index with the script, then the customer's slot (no re-read of the record).
+    "hand-off create":                        (2, 3),
+    # The claim (its script reads the hand-off itself); the customer's slot told, the brief's
+    # reads after it; the brief's hand-offs with the audit entry and its effort figures.
+    "hand-off accept":                        (3, 16),
+    "Dialogflow CX webhook":                  (2, 2),
+    "Lex V2 code hook":                       (2, 2),
+    "Rasa event":                             (2, 2),
+    "Twilio voice, incoming call":            (3, 4),
+    "Amazon Connect identify":                (4, 12),
+    "Amazon Connect turn":                    (1, 1),
+}
+
+
+@dataclass
+class Traffic:
+    """What one request sent to Redis: its commands, and the writes that carried them."""
+
+    commands: list[str] = field(default_factory=list)
+    writes: set[object] = field(default_factory=set)
+
+
+@pytest.fixture
+def traffic(monkeypatch: pytest.MonkeyPatch) -> dict[str, Traffic]:
+    """Every command of the shared connection, by the id of the request that sent it (read from
+    the request's log context, so background work is left out)."""
+    seen: dict[str, Traffic] = defaultdict(Traffic)
+    send = Multiplexed.execute_many
+
+    async def counted(client: Multiplexed, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        context = logs.current_request()
+        if context is not None:
+            record = seen[context.request_id]
+            record.commands += [str(c[0]).upper() for c in commands]
+            line = client._line
+            # Commands queue until the write scheduled after this loop iteration: the number
+            # of that write names the round trip they travel in.
+            record.writes.add((id(line), line.flushes) if line is not None and line.lost is None
+                              else object())
+        return await send(client, commands)
+
+    monkeypatch.setattr(Multiplexed, "execute_many", counted)
+    return seen
+
+
+@dataclass
+class Caller:
+    """The client and keys a route's scenario calls with; `measured` marks the request whose
+    Redis traffic is compared with the table."""
+
+    client: Client
+    keys: Keys
+    measured: dict[str, str] = field(default_factory=lambda: {"X-Request-ID": "measured-1"})
+
+    async def ok(self, method: str, path: str, role: str, body: Any = None, *,
+                 status: int = 200, measure: bool = False) -> Any:
+        headers = {**self.keys(role), **(self.measured if measure else {})}
+        return await ok(self.client, method, path, headers, body, status=status)
+
+
+async def _appended(c: Caller, conversation_id: str, *turn_ids: int, measure: bool = False
+                    ) -> Any:
+    return await c.ok("POST", f"/v1/conversations/{conversation_id}/turns", "bot", {
+        "customer": visitor(f"visitor-{conversation_id}"), "channel": "chat",
+        "source": "acme-bot", "turns": [turn(n) for n in turn_ids]}, measure=measure)
+
+
+async def turn_append(c: Caller) -> None:
+    await _appended(c, "web-1", 1)
+    await _appended(c, "web-1", 2)
+    await _appended(c, "web-1", 3, measure=True)
+
+
+async def _said(c: Caller, n: int, text: str, *, conversation_id: str = "web-1",
+                measure: bool = False) -> Any:
+    return await c.ok("POST", f"/v1/conversations/{conversation_id}/turns", "bot", {
+        "customer": visitor(f"visitor-{conversation_id}"), "channel": "chat",
+        "source": "acme-bot", "turns": [turn(n, text)]}, measure=measure)
+
+
+async def turn_append_raising_an_alert(c: Caller) -> None:
+    await _said(c, 1, "I will sue you", conversation_id="web-2")  # the alert's script known
+    await _appended(c, "web-1", 1, 2)
+    await _said(c, 3, "I will sue you", measure=True)
+
+
+async def turn_append_with_its_alert_open(c: Caller) -> None:
+    await _appended(c, "web-1", 1, 2)
+    await _said(c, 3, "I will sue you")
+    await _said(c, 4, "My lawyer has the papers", measure=True)
+
+
+async def brief_after_a_new_turn(c: Caller) -> None:
+    cus_id = (await _appended(c, "web-1", 1, 2))["customer_id"]
+    await c.ok("GET", f"/v1/customers/{cus_id}/context", "agent")
+    await _appended(c, "web-1", 3)
+    await c.ok("GET", f"/v1/customers/{cus_id}/context", "agent", measure=True)
+
+
+async def brief_unchanged(c: Caller) -> None:
+    cus_id = (await _appended(c, "web-1", 1, 2))["customer_id"]
+    await c.ok("GET", f"/v1/customers/{cus_id}/context", "agent")
+    await c.ok("GET", f"/v1/customers/{cus_id}/context", "agent", measure=True)
+
+
+async def brief_not_modified(c: Caller) -> None:
+    cus_id = (await _appended(c, "web-1", 1, 2))["customer_id"]
+    path = f"/v1/customers/{cus_id}/context"
+    first = await c.client.get(path, headers=c.keys("agent"))
+    assert first.status == 200
+    headers = {**c.keys("agent"), "If-None-Match": first.headers["ETag"]}
+    assert (await c.client.get(path, headers=headers)).status == 304
+    again = await c.client.get(path, headers={**headers, **c.measured})
+    assert again.status == 304
+
+
+def _handoff(conversation_id: str) -> dict[str, Any]:
+    return {"customer": visitor(f"visitor-{conversation_id}"), "conversation_id": conversation_id,
+            "channel": "chat", "source": "acme-bot", "reason": "customer_request",
+            "priority": 2, "queue": "billing", "summary": "Charged twice for order A-1001"}
+
+
+async def handoff_create(c: Caller) -> None:
+    await _appended(c, "web-1", 1)
+    await _appended(c, "web-2", 1)
+    first = await c.ok("POST", "/v1/handoffs", "bot", _handoff("web-1"), status=201)
+    await c.ok("POST", f"/v1/handoffs/{first['id']}/accept", "agent", {"agent_id": "agent-7"})
+    await c.ok("POST", "/v1/handoffs", "bot", _handoff("web-2"), status=201, measure=True)
+
+
+async def handoff_accept(c: Caller) -> None:
+    await _appended(c, "web-1", 1)
+    await _appended(c, "web-2", 1)
+    first = await c.ok("POST", "/v1/handoffs", "bot", _handoff("web-1"), status=201)
+    await c.ok("POST", f"/v1/handoffs/{first['id']}/accept", "agent", {"agent_id": "agent-7"})
+    second = await c.ok("POST", "/v1/handoffs", "bot", _handoff("web-2"), status=201)
+    await c.ok("POST", f"/v1/handoffs/{second['id']}/accept", "agent", {"agent_id": "agent-8"},
+               measure=True)
+
+
+async def dialogflow_webhook(c: Caller) -> None:
+    session, body = dialogflow.webhook("I was charged twice for order A-1001")
+    await c.ok("POST", dialogflow.URL, "bot", body)
+    _, body = dialogflow.webhook("It was on Tuesday", session=session)
+    await c.ok("POST", dialogflow.URL, "bot", body, measure=True)
+
+
+async def lex_code_hook(c: Caller) -> None:
+    session, body = lex.event(transcript="I was charged twice")
+    await c.ok("POST", lex.URL, "bot", body)
+    _, body = lex.event(transcript="It was on Tuesday")
+    body["sessionId"] = session
+    await c.ok("POST", lex.URL, "bot", body, measure=True)
+
+
+async def rasa_event(c: Caller) -> None:
+    sender, events = rasa.broker_events()
+    await c.ok("POST", rasa.URL, "bot", events[0])
+    later = {**events[0], "text": "It was on Tuesday", "timestamp": events[0]["timestamp"] + 60}
+    await c.ok("POST", rasa.URL, "bot", later, measure=True)
+
+
+async def twilio_incoming_call(c: Caller) -> None:
+    form = twilio.sample("twilio-voice-incoming.form")
+    for measure in (False, True):  # the same caller calls again
+        sid, _ = twilio.new_call()
+        answer = await twilio.post(c.client, twilio.VOICE,
+                                   twilio.vary(form, CallSid=sid, From=PHONE, Caller=PHONE),
+                                   twilio.basic(c.keys),
+                                   headers=c.measured if measure else None)
+        assert answer.status == 200, answer.raw[:300]
+
+
+async def connect_identify(c: Caller) -> None:
+    await c.ok("POST", connect.FLOW, "ivr", connect.event(phone=PHONE, operation="identify"))
+    await c.ok("POST", connect.FLOW, "ivr", connect.event(phone=PHONE, operation="identify"),
+               measure=True)
+
+
+async def connect_turn(c: Caller) -> None:
+    call = connect.event(phone=PHONE, operation="identify")
+    await c.ok("POST", connect.FLOW, "ivr", call)
+    contact = call["Details"]["ContactData"]["ContactId"]
+    for n, measure in ((1, False), (2, True)):
+        said = connect.event(phone=PHONE, contact=contact, operation="turn", role="customer",
+                             text=f"Press {n} was chosen")
+        await c.ok("POST", connect.FLOW, "ivr", said, measure=measure)
+
+
+PHONE = "+14155550123"
+SCENARIOS: dict[str, Callable[[Caller], Awaitable[None]]] = {
+    "turn append": turn_append,
+    "turn append raising a risk alert": turn_append_raising_an_alert,
+    "turn append, its kind's alert open": turn_append_with_its_alert_open,
+    "brief, after a new turn": brief_after_a_new_turn,
+    "brief, unchanged since the last read": brief_unchanged,
+    "brief answered 304": brief_not_modified,
+    "hand-off create": handoff_create,
+    "hand-off accept": handoff_accept,
+    "Dialogflow CX webhook": dialogflow_webhook,
+    "Lex V2 code hook": lex_code_hook,
+    "Rasa event": rasa_event,
+    "Twilio voice, incoming call": twilio_incoming_call,
+    "Amazon Connect identify": connect_identify,
+    "Amazon Connect turn": connect_turn,
+}
+
+
+@pytest.mark.skipif(os.environ.get("HANDOFF_TEST_REDIS") == "cluster",
+                    reason="a cluster client routes each command by slot: no shared connection")
+@pytest.mark.parametrize("route", list(COSTS))
+async def test_a_hot_route_makes_the_round_trips_and_commands_its_table_row_allows(
+        make_client: AppFactory, keys: Keys, traffic: dict[str, Traffic], route: str) -> None:
+    client = await make_client(twilio_auth_tokens={"acme": SecretStr(twilio.TOKEN)},
+                               twilio_prompt="Enter your code now.")
+    caller = Caller(client, keys)
+
+    await SCENARIOS[route](caller)
+
+    sent = traffic[caller.measured["X-Request-ID"]]
+    assert (len(sent.writes), len(sent.commands)) == COSTS[route], (
+        f"{route}: {len(sent.writes)} round trips, {len(sent.commands)} commands "
+        f"({', '.join(sent.commands)}); the table says {COSTS[route]}")
+
+
+@pytest.mark.parametrize("write_ack", ["local", "replica"])
+async def test_every_request_goes_through_one_middleware_whatever_the_write_ack(
+        make_client: AppFactory, write_ack: str) -> None:
+    # aiohttp gives each middleware a coroutine frame and a handler wrapper per request: the
+    # request id, access line, problem rendering, in-flight cap and replica wait are one.
+    client = await make_client(write_ack=write_ack)
+    assert len(client.app.middlewares) == 1
+    response = await client.get("/v1/no-such-route")
+    assert response.status == 404
+    assert response.content_type == "application/problem+json"
+    assert response.headers["X-Request-ID"]

@@ -22,9 +22,8 @@ import redis
 from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
-from handoff import logs
-from handoff.services import masking
-from handoff.services.masking import mask_text
+from handoff import logs, masking
+from handoff.masking import mask_text
 from handoff.services.privacy import Privacy
 from handoff.settings import Settings
 from tests import test_adapter_dialogflow_cx as dialogflow

@@ -80,6 +80,7 @@ async def test_every_route_has_a_client_method_and_the_whole_story_runs_through_
         ivr = HandoffClient(url, secret[("acme", "ivr")], session=http)
         agent = HandoffClient(url, secret[("acme", "agent")], session=http, agent_id="agent-7")
         admin = HandoffClient(url, secret[("acme", "admin")], session=http)
+        supervisor = HandoffClient(url, secret[("acme", "supervisor")], session=http)
 
         assert (await bot.health()).status == "ok"
         assert (await bot.ready()).redis == "up"
@@ -163,6 +164,20 @@ async def test_every_route_has_a_client_method_and_the_whole_story_runs_through_
             event = await asyncio.wait_for(anext(stream), 10)
         assert (event.type, event.record["id"], event.customer_id) == (
             "turn.appended", "t3", customer)
+
+        async with supervisor.alert_events() as alerts:
+            await bot.append_turns("web-7f3a", {"turns": [
+                turn("t3b", "Sort it out or my lawyer will")]})
+            raised = await asyncio.wait_for(anext(alerts), 10)
+        assert (raised.type, raised.record["kind"]) == ("alert.raised", "legal")
+        (alert,) = (await supervisor.alerts()).items
+        assert [a.id async for a in supervisor.iter_alerts(page_size=1)] == [alert.id]
+        acked = await supervisor.acknowledge_alert(alert.id, supervisor_id="sup-dana")
+        assert (acked.status, acked.acknowledged_by) == ("acknowledged", "sup-dana")
+        assert (await supervisor.alerts()).items == []
+        week = await supervisor.kpis(bucket="day")
+        assert (week.bucket, week.total.requested, week.total.accepted) == ("day", 1, 1)
+        assert week.total.alerts_raised == 1
 
         resolved = await agent.resolve(requested.id, agent_id="agent-7", note="refunded")
         assert (resolved.status, resolved.note) == ("resolved", "refunded")

@@ -141,8 +141,7 @@ async def test_the_token_is_refused_everywhere_but_the_panels_routes(
 async def test_a_token_outlives_neither_its_expiry_nor_tampering(
         client: Client, keys: Keys) -> None:
     deps = client.app[DEPS]
-    principal = await apikeys.authenticate(deps.store, keys("agent")["Authorization"],
-                                           now_ms=deps.now_ms())
+    principal = await apikeys.authenticate(deps, keys("agent")["Authorization"])
     stale = desktokens.mint(deps, principal, "agent-7", expires_ms=deps.now_ms() - 1000)
     expired = assert_problem(await call(client, "GET", "/v1/handoffs", headers=bearer(stale)),
                              401)

@@ -11,8 +11,8 @@ from aiohttp.test_utils import TestClient
 from prometheus_client import REGISTRY
 
 from handoff.api.state import DEPS
-from handoff.services import reask
-from handoff.services.reask import Detector, Known
+from handoff.services import reask, reask_detector
+from handoff.services.reask_detector import Detector, Known
 from handoff.settings import Settings
 from tests.browser import artifact
 from tests.conftest import Keys
@@ -29,7 +29,7 @@ from tests.scenario import (
 )
 
 Client = TestClient[Any, Any]
-DETECTOR = Detector.from_settings(Settings())
+DETECTOR = Detector(Settings().reask_topics)
 # What the seed scenario's customer has told or proved.
 KNOWN: dict[str, list[Known]] = {
     "account": [Known("account", ACCOUNT)], "order_number": [Known("order_number", "A-1001")],
@@ -143,7 +143,7 @@ def test_a_reask_names_the_phrase_and_the_known_value() -> None:
 
 def test_only_the_start_of_a_long_turn_is_checked() -> None:
     # Every agent turn is checked as it is stored: the work per turn is bounded by its start.
-    filler = "I am so sorry about all of this. " * (reask.TURN_CHARS // 33 + 1)
+    filler = "I am so sorry about all of this. " * (reask_detector.TURN_CHARS // 33 + 1)
     assert DETECTOR.detect("Can I have your account number? " + filler, KNOWN)
     assert DETECTOR.detect(filler + "Can I have your account number?", KNOWN) == []
 
@@ -153,7 +153,7 @@ def test_phrases_inside_longer_ones_are_dropped_as_a_pairwise_comparison_would()
     from tests.reask_dev import DEV
 
     for text, _ in DEV:
-        for sentence in reask.SENTENCE.findall(DETECTOR.normalise(text)):
+        for sentence in reask_detector.SENTENCE.findall(DETECTOR.normalise(text)):
             spans = [(n, p, m.start(), m.end()) for n, p, rx in DETECTOR._phrases_for(sentence)
                      for m in rx.finditer(sentence)]
             expected = sorted((s for s in spans if not any(
@@ -165,7 +165,7 @@ def test_phrases_inside_longer_ones_are_dropped_as_a_pairwise_comparison_would()
 def test_the_phrase_map_is_configurable() -> None:
     settings = Settings(reask_topics={"policy": {"keys": ["policy_number"],
                                                  "phrases": ["policy number", "policy no"]}})
-    detector = Detector.from_settings(settings)
+    detector = Detector(settings.reask_topics)
     known = {"policy_number": [Known("policy_number", "P-77")]}
     assert [h.topic for h in detector.detect("What's your policy no?", known)] == ["policy"]
     assert detector.detect("Can I have your account number?", KNOWN) == []

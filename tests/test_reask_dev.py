@@ -4,12 +4,12 @@ every miss and false alarm."""
 
 from __future__ import annotations
 
-from handoff.services.reask import Detector, Known
+from handoff.services.reask_detector import Detector, Known
 from handoff.settings import Settings
 from tests.browser import artifact
 from tests.reask_dev import DEV, KNOWN
 
-DETECTOR = Detector.from_settings(Settings())
+DETECTOR = Detector(Settings().reask_topics)
 PRECISION_FLOOR = 0.95
 RECALL_FLOOR = 0.95
 

@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 import redis
 
+from handoff.store import keys as redis_keys
 from tests.conftest import CLUSTER, RedisServer, free_port
 from tests.faults.service import Service, mint_key
 from tests.test_webhooks import Receiver, receiver  # noqa: F401 - a fixture, found by name
@@ -60,9 +61,9 @@ async def test_a_crash_between_the_write_and_the_queue_loses_no_webhook_and_send
                                    json=body)
             assert await asyncio.to_thread(doomed.wait, 10) == -9
             # The write landed; its deliveries are in the customer's outbox, not in the queue.
-            (outbox,) = list(peek.scan_iter("hf:{acme:*}:outbox"))
+            (outbox,) = list(peek.scan_iter(redis_keys.customer("acme", "*").outbox))
             assert peek.hlen(outbox) == 2
-            assert peek.zcard("hf:{acme}:wh:due") == 0
+            assert peek.zcard(redis_keys.webhook_due("acme")) == 0
 
             await asyncio.to_thread(revived.start)
             arrived = await receiver.wait_for(2, seconds=15)

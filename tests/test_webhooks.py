@@ -27,6 +27,7 @@ from handoff.api.state import DEPS
 from handoff.outbound import Sender
 from handoff.services.delivery import backoff_seconds, signature
 from handoff.settings import Settings
+from handoff.store import keys as redis_keys
 from tests.conftest import AppFactory, Keys
 from tests.redis_peek import assert_unchanged, snapshot
 from tests.scenario import (
@@ -42,6 +43,9 @@ from tests.scenario import (
     until,
 )
 
+# Where deliveries wait, in any tenant; each queued delivery of acme.
+DUE_ANYWHERE = redis_keys.webhook_due("*")
+DELIVERIES = redis_keys.webhook_delivery("acme", "*")
 Client = TestClient[Any, Any]
 DOCS = (Path(__file__).parent.parent / "docs" / "webhooks.md").read_text()
 FAST = {"webhook_allow_private_networks": True, "webhook_backoff_seconds": 0.05,
@@ -135,7 +139,7 @@ async def chat(client: Client, keys: Keys, *turns: Json, conversation: str = "we
 async def settled(redis_sync: redis.Redis, seconds: float = 10.0) -> None:
     """Until no delivery is queued or in flight (every one delivered, dropped or dead)."""
     await until(lambda: not any(redis_sync.zcard(k)
-                                for k in redis_sync.scan_iter("hf:{*}:wh:due")), seconds)
+                                for k in redis_sync.scan_iter(DUE_ANYWHERE)), seconds)
 
 
 async def dead_letters_of(make_client: AppFactory, keys: Keys, receiver: Receiver,
@@ -326,7 +330,7 @@ async def test_a_restart_between_retries_loses_no_delivery(
     await chat(first, keys, turn("t1", "Hello"))
     await receiver.wait_for(1)
     await until(lambda: any(redis_sync.hget(k, "attempts") == b"1"
-                            for k in redis_sync.scan_iter("hf:{acme}:wh:d:*")))
+                            for k in redis_sync.scan_iter(DELIVERIES)))
     await first.close()
 
     second = await make_client(**slow_retry)
@@ -439,7 +443,7 @@ async def test_deleting_a_subscription_drops_its_queued_deliveries_and_dead_lett
     removed = await ok(client, "DELETE", f"/v1/admin/webhooks/{hook['id']}", keys("admin"))
     assert removed["id"] == hook["id"] and "secret" not in removed
     assert (await ok(client, "GET", "/v1/admin/webhooks", keys("admin")))["items"] == []
-    assert not list(redis_sync.scan_iter("hf:{acme}:wh:d:*"))
+    assert not list(redis_sync.scan_iter(DELIVERIES))
     assert_problem(await call(client, "GET", f"/v1/admin/webhooks/{hook['id']}/dead-letters",
                               headers=keys("admin")), 404)
     assert_problem(await call(client, "DELETE", f"/v1/admin/webhooks/{hook['id']}",
@@ -454,7 +458,7 @@ async def test_erasing_a_customer_removes_the_deliveries_that_carry_its_data(
                                                  turn("t2", "My card is lost"))
     path = f"/v1/admin/webhooks/{hook['id']}/dead-letters"
     assert len((await ok(client, "GET", path, keys("admin")))["items"]) == 2
-    for key in redis_sync.scan_iter("hf:{acme}:wh:d:*"):
+    for key in redis_sync.scan_iter(DELIVERIES):
         assert 0 < redis_sync.pttl(key) <= 30 * 86400 * 1000, "kept no longer than retention"
 
     erased = await ok(client, "DELETE", f"/v1/customers/{ref(posted['customer_id'])}",
@@ -462,7 +466,9 @@ async def test_erasing_a_customer_removes_the_deliveries_that_carry_its_data(
 
     assert erased["webhook_deliveries"] == 2
     assert (await ok(client, "GET", path, keys("admin")))["items"] == []
-    assert not [k for k in redis_sync.scan_iter("hf:{acme}:wh:*") if b":wh:subs" not in k]
+    subscriptions = redis_keys.webhooks("acme")
+    assert not [k for k in redis_sync.scan_iter(subscriptions.removesuffix("subs") + "*")
+                if k.decode() != subscriptions]
 
 
 BAD_BODIES: dict[str, tuple[Json, str]] = {

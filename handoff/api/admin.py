@@ -8,7 +8,7 @@ from handoff.api import params
 from handoff.api.bodies import parse, render
 from handoff.api.routing import Query, Routes
 from handoff.api.state import DEPS, PRINCIPAL
-from handoff.services import audit, erasure, keyring
+from handoff.services import audit, erasure, keyadmin
 from schemas.admin import ApiKey, AuditEntry, Erasure, KeyIn, NewKey, RotateIn
 from schemas.common import Page
 
@@ -18,7 +18,7 @@ routes = Routes()
 @routes.route("GET", "/v1/admin/keys", roles=("admin",), response=Page[ApiKey],
               summary="The tenant's API keys (never their secrets)")
 async def list_keys(request: web.Request) -> web.StreamResponse:
-    items = await keyring.listing(request.app[DEPS], request[PRINCIPAL])
+    items = await keyadmin.listing(request.app[DEPS], request[PRINCIPAL])
     return render(request, Page[ApiKey](items=items, next=None))
 
 
@@ -26,14 +26,14 @@ async def list_keys(request: web.Request) -> web.StreamResponse:
               status=201, summary="Create a key; its secret is in this answer only")
 async def create_key(request: web.Request) -> web.StreamResponse:
     body = await parse(request, KeyIn)
-    return render(request, await keyring.create(request.app[DEPS], request[PRINCIPAL], body),
+    return render(request, await keyadmin.create(request.app[DEPS], request[PRINCIPAL], body),
                   status=201)
 
 
 @routes.route("DELETE", "/v1/admin/keys/{id}", roles=("admin",), response=ApiKey,
               summary="Revoke a key, on every process at once")
 async def revoke_key(request: web.Request) -> web.StreamResponse:
-    return render(request, await keyring.revoke(request.app[DEPS], request[PRINCIPAL],
+    return render(request, await keyadmin.revoke(request.app[DEPS], request[PRINCIPAL],
                                                 request.match_info["id"]))
 
 
@@ -42,7 +42,7 @@ async def revoke_key(request: web.Request) -> web.StreamResponse:
               summary="Replace a key; the old one stops after grace_seconds (default at once)")
 async def rotate_key(request: web.Request) -> web.StreamResponse:
     body = await parse(request, RotateIn, optional=True)
-    return render(request, await keyring.rotate(request.app[DEPS], request[PRINCIPAL],
+    return render(request, await keyadmin.rotate(request.app[DEPS], request[PRINCIPAL],
                                                 request.match_info["id"], body), status=201)
 
 

@@ -12,10 +12,6 @@ share of event streams gets 429: it is holding what it may, and other tenants st
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
-
-from aiohttp import web
 
 from handoff.errors import StoreUnavailable, TooManyRequests
 from handoff.memo import Memo
@@ -46,6 +42,22 @@ class Backpressure:
         self.tenant_streams: dict[str, int] = {}
         self.key_streams: dict[str, int] = {}
         self._buckets: Memo[str, tuple[float, float]] = Memo(size=100_000, ttl=600.0)
+
+    def admit(self, method: str, path: str) -> bool:
+        """Count a request in flight (True), let it pass uncounted (False), or refuse it with a
+        503 when the process is at capacity; a counted request ends with `done`."""
+        # Event streams last for hours; they are capped on their own (open_stream). Only GETs:
+        # a vendor's POST to an adapter's `/events` webhook is an ordinary request.
+        if path in UNLIMITED_PATHS or (method == "GET" and path.endswith("/events")):
+            return False
+        if self.in_flight >= self.max_requests:
+            raise Busy("this process is at capacity", retry_after=1)
+        self.in_flight += 1
+        return True
+
+    def done(self) -> None:
+        """A request `admit` counted has been answered."""
+        self.in_flight -= 1
 
     def take(self, key_id: str) -> None:
         """Spend one request of `key_id`'s bucket, or 429 saying when one is back."""
@@ -85,22 +97,3 @@ class Backpressure:
                 counts[name] = left
             else:
                 counts.pop(name, None)  # only tenants and keys holding streams take room
-
-
-def middleware(pressure: Backpressure) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """Cap requests in flight; the problem middleware outside it renders the 503."""
-    @web.middleware
-    async def limit_in_flight(request: web.Request, handler: Any) -> web.StreamResponse:
-        # Event streams last for hours; they are capped on their own (open_stream). Only GETs:
-        # a vendor's POST to an adapter's `/events` webhook is an ordinary request.
-        if request.path in UNLIMITED_PATHS or (request.method == "GET"
-                                               and request.path.endswith("/events")):
-            return await handler(request)  # type: ignore[no-any-return]
-        if pressure.in_flight >= pressure.max_requests:
-            raise Busy("this process is at capacity", retry_after=1)
-        pressure.in_flight += 1
-        try:
-            return await handler(request)  # type: ignore[no-any-return]
-        finally:
-            pressure.in_flight -= 1
-    return limit_in_flight

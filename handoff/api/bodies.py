@@ -11,7 +11,6 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from handoff.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMediaType
-from handoff.store import codec
 
 M = TypeVar("M", bound=BaseModel)
 JSON = "application/json"
@@ -94,7 +93,7 @@ def encode(request: web.Request, payload: BaseModel | dict[str, Any]) -> tuple[b
     if wants_msgpack(request):
         data = (payload.model_dump(mode="json")
                 if isinstance(payload, BaseModel) else payload)
-        return codec.pack(data), MSGPACK
+        return msgpack.packb(data, use_bin_type=True), MSGPACK
     body = (payload.model_dump_json().encode()
             if isinstance(payload, BaseModel) else _json(payload))
     return body, JSON

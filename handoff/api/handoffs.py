@@ -13,10 +13,17 @@ from handoff.api.routing import Query, Routes
 from handoff.api.state import DEPS, PRINCIPAL
 from handoff.errors import Forbidden, Unprocessable
 from handoff.services import audit, brief, handoffs
-from handoff.store.store import HANDOFF_STATUSES
 from schemas.brief import AcceptResult
 from schemas.common import Page
-from schemas.handoffs import AcceptIn, CancelIn, HandBackIn, Handoff, HandoffIn, ResolveIn
+from schemas.handoffs import (
+    HANDOFF_STATUSES,
+    AcceptIn,
+    CancelIn,
+    HandBackIn,
+    Handoff,
+    HandoffIn,
+    ResolveIn,
+)
 
 routes = Routes()
 IDEMPOTENCY = Query("Idempotency-Key", "a retry with the same key answers the first hand-off")
@@ -38,7 +45,8 @@ async def create(request: web.Request) -> web.StreamResponse:
     return render(request, record, status=201, headers=headers)
 
 
-@routes.route("GET", "/v1/handoffs", roles=("agent",), response=Page[Handoff], desk=True,
+@routes.route("GET", "/v1/handoffs", roles=("agent", "supervisor"), response=Page[Handoff],
+              desk=True,
               summary="The queue: most urgent first (priority 1), then oldest first",
               query=(Query("queue", "one queue; all queues when absent", params.SLUG_SCHEMA),
                      Query("status", "pending (default), accepted, resolved, cancelled, "
@@ -73,12 +81,9 @@ async def accept(request: web.Request) -> web.StreamResponse:
     body = deps.privacy.safe_ids(await parse(request, AcceptIn), "agent_id")
     if principal.desk and body.agent_id != principal.agent_id:
         raise Forbidden(f"this panel is signed in for {principal.agent_id}")
-    record = await handoffs.accept(deps, principal, request.match_info["id"], body.agent_id)
-    context, tag = await brief.build(deps, principal.tenant, record.customer_id,
-                                     deps.settings.brief_turns)
-    await audit.record(deps, principal, context.customer.id, "accept",
-                       audit.Viewer(agent_id=body.agent_id,
-                                    address=client_address(request)))
+    record, context, tag = await brief.accepted(
+        deps, principal, request.match_info["id"], body.agent_id,
+        audit.Viewer(agent_id=body.agent_id, address=client_address(request)))
     token, _ = token_for(request, principal, body.agent_id)
     response = render(request, AcceptResult(handoff=record, context=context,
                                             panel_url=panel_url(request, token, record.id)),

@@ -1,14 +1,26 @@
-"""The one error layer: anything a handler raises becomes RFC 9457 problem+json."""
+"""The request pipeline: the one aiohttp middleware, and the one error layer.
+
+Each request goes through, in order: its access entry (request id, then one metrics sample and
+one access line with the final status, handoff/api/access.py), the problem+json rendering of
+anything raised below, the in-flight cap (handoff/api/backpressure.py), the handler, and with
+`HANDOFF_WRITE_ACK=replica` the wait for a replica (handoff/api/durability.py). They run in one
+coroutine rather than one middleware each: aiohttp gives every middleware a frame and a handler
+wrapper of its own, per request.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from handoff import logs
+from handoff.api import access, durability
 from handoff.api.access import route_of
+from handoff.api.backpressure import Backpressure
 from handoff.api.state import PRINCIPAL
 from handoff.errors import (
     HandoffError,
@@ -17,8 +29,7 @@ from handoff.errors import (
     Unauthorized,
     Unprocessable,
 )
-from handoff.services.masking import mask_text
-from handoff.store.connection import map_exceptions
+from handoff.masking import mask_text
 
 log = logs.logger("handoff.api")
 PROBLEM = "application/problem+json"
@@ -56,12 +67,12 @@ def _from_error(request: web.Request, exc: HandoffError) -> web.Response:
                    instance=mask_text(request.path), errors=errors, headers=headers, extra=extra)
 
 
-@web.middleware
-async def problems(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Render every failure as problem+json; log what we did not expect, never the body."""
+def rendered(request: web.Request, raised: Exception) -> web.Response:
+    """What a failure is answered with: problem+json; what we did not expect is logged, never
+    the body. A redirect (an HTTPException below 400) is raised again, to be sent as it is."""
     try:
-        with map_exceptions():
-            return await handler(request)  # type: ignore[no-any-return]
+        # The store raises "Redis is away" as StoreUnavailable itself (store/operations.py).
+        raise raised
     except HandoffError as exc:
         if exc.status >= 500:
             log.warning("%s %s: %s", request.method, route_of(request) or "-", exc.detail)
@@ -77,7 +88,39 @@ async def problems(request: web.Request, handler: Any) -> web.StreamResponse:
     except Exception:
         principal = request.get(PRINCIPAL)
         log.exception("unhandled error on %s %s (tenant %s)", request.method,
-                      route_of(request) or "-",
-                      principal.tenant if principal else "-")
+                      route_of(request) or "-", principal.tenant if principal else "-")
         return problem(500, detail="an unexpected error; it has been logged",
                        instance=mask_text(request.path))
+
+
+def pipeline(pressure: Backpressure, *, replica_ack: bool) -> Middleware:
+    """The middleware every request goes through (see the module's docstring); `replica_ack`:
+    hold each successful write's answer until a replica has it."""
+    @web.middleware
+    async def handle(request: web.Request, handler: Handler) -> web.StreamResponse:
+        visit = access.begin(request)
+        status = 500
+        try:
+            try:
+                counted = pressure.admit(request.method, request.path)
+                try:
+                    mark = durability.mark(request) if replica_ack else None
+                    response = await handler(request)
+                    if mark is not None:
+                        await durability.confirm(mark, response)
+                finally:
+                    if counted:
+                        pressure.done()
+            except Exception as exc:
+                response = rendered(request, exc)
+            status = response.status
+            return response
+        except web.HTTPException as exc:  # redirects and the like, passed through on purpose
+            status = exc.status
+            raise
+        except asyncio.CancelledError:
+            status = access.cancelled_status(request)
+            raise
+        finally:
+            access.finish(request, visit, status)
+    return handle

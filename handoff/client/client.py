@@ -10,27 +10,22 @@ answers are the `schemas` models. Errors are the exceptions of `handoff.client.e
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 from urllib.parse import quote
 
-import aiohttp
-import msgpack
-from pydantic import BaseModel, ValidationError
-
-from handoff.client.errors import ProblemError, TransportError, problem_error
-from handoff.client.retry import NO_RETRY, RETRY_STATUSES, RetryPolicy, parse_retry_after
+from handoff.client.retry import NO_RETRY
 from handoff.client.sse import EventStream
+from handoff.client.transport import Body, Connection, model_of, pages, ref
 from schemas.admin import ApiKey, AuditEntry, Erasure, KeyIn, NewKey, RotateIn
+from schemas.alerts import AckIn, Alert
 from schemas.brief import AcceptResult, Brief
 from schemas.caller import Caller
-from schemas.common import Health, Page, Problem
+from schemas.common import Health, Page
 from schemas.conversations import AppendResult, AppendTurns, FactsResult, PutFacts, Turn
 from schemas.desk import DeskToken, ReaskCheck, ReaskCheckIn, TokenIn
 from schemas.handoffs import (
@@ -43,25 +38,13 @@ from schemas.handoffs import (
     RedeemResult,
     ResolveIn,
 )
+from schemas.kpis import Kpis
 from schemas.verification import VerifyIn, VerifyResult
 from schemas.webhooks import DeadLetter, NewWebhook, Redelivery, Webhook, WebhookIn
 
-log = logging.getLogger("handoff.client")
-M = TypeVar("M", bound=BaseModel)
-T = TypeVar("T")
-Body = BaseModel | Mapping[str, Any]
-JSON, MSGPACK = "application/json", "application/msgpack"
 _PAGE_HANDOFFS, _PAGE_TURNS, _PAGE_AUDIT, _PAGE_KEYS = (
     Page[Handoff], Page[Turn], Page[AuditEntry], Page[ApiKey])
-_PAGE_WEBHOOKS, _PAGE_DEAD_LETTERS = Page[Webhook], Page[DeadLetter]
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-    content_type: str
+_PAGE_WEBHOOKS, _PAGE_DEAD_LETTERS, _PAGE_ALERTS = Page[Webhook], Page[DeadLetter], Page[Alert]
 
 
 @dataclass(frozen=True)
@@ -74,42 +57,13 @@ class BriefSnapshot:
     modified: bool = True
 
 
-def ref(value: str) -> str:
-    """A customer reference (`cus_...` or `kind:value`) as one path segment."""
-    return quote(value, safe=":@")
-
-
-def _model(model: type[M], body: Body | None) -> M:
-    if body is None:
-        return model()
-    if isinstance(body, model):
-        return body
-    if isinstance(body, BaseModel):
-        body = body.model_dump(exclude_unset=True)
-    return model.model_validate(body)
-
-
-class HandoffClient:
+class HandoffClient(Connection):
     """An async client for one service URL and one API key.
 
     `retry` bounds how often and how long a call is repeated after 429 or 503 (honouring
     `Retry-After`) or a refused connection; `agent_id` is sent as `X-Agent-Id` for the audit
     trail; `msgpack=True` speaks msgpack instead of JSON.
     """
-
-    def __init__(self, url: str, key: str, *, retry: RetryPolicy | None = None,
-                 timeout: float = 10.0, agent_id: str | None = None, msgpack: bool = False,
-                 session: aiohttp.ClientSession | None = None) -> None:
-        self.url = url.rstrip("/")
-        self._headers = {"Authorization": f"Bearer {key}",
-                         "Accept": f"{MSGPACK if msgpack else JSON}, application/problem+json"}
-        if agent_id:
-            self._headers["X-Agent-Id"] = agent_id
-        self.retry = retry or RetryPolicy()
-        self.timeout = timeout
-        self._msgpack = msgpack
-        self._session = session
-        self._owns_session = session is None
 
     async def __aenter__(self) -> HandoffClient:
         return self
@@ -118,90 +72,6 @@ class HandoffClient:
                         tb: TracebackType | None) -> None:
         await self.close()
 
-    async def close(self) -> None:
-        if self._owns_session and self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        return self._session
-
-    # -- transport ------------------------------------------------------------------------
-
-    async def _send(self, method: str, path: str, *, body: BaseModel | None = None,
-                    params: Mapping[str, str | int | None] | None = None,
-                    headers: Mapping[str, str] | None = None, idempotent: bool = True,
-                    policy: RetryPolicy | None = None, ok: tuple[int, ...] = (200, 201)
-                    ) -> Answer:
-        """One call, retried within the policy; answers a 2xx/3xx or raises."""
-        policy = policy or self.retry
-        data, all_headers = None, {**self._headers, **(headers or {})}
-        if body is not None:
-            payload = body.model_dump(mode="json", exclude_unset=True)
-            if self._msgpack:
-                data, all_headers["Content-Type"] = msgpack.packb(payload), MSGPACK
-            else:
-                data = body.model_dump_json(exclude_unset=True).encode()
-                all_headers["Content-Type"] = JSON
-        query = {k: str(v) for k, v in (params or {}).items() if v is not None}
-        loop = asyncio.get_running_loop()
-        started, attempt = loop.time(), 0
-        timeout = aiohttp.ClientTimeout(total=self.timeout)
-        while True:
-            attempt += 1
-            retry_after: float | None = None
-            try:
-                async with self.session.request(method, self.url + path, data=data,
-                                                params=query, headers=all_headers,
-                                                timeout=timeout, allow_redirects=False) as r:
-                    answer = Answer(r.status, r.headers, await r.read(), r.content_type)
-            except (TimeoutError, aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError,
-                    aiohttp.ClientOSError) as exc:
-                # Refused means nothing was sent; otherwise only repeat what is safe to repeat.
-                safe = idempotent or isinstance(exc, aiohttp.ClientConnectorError)
-                wait = (policy.next_wait(attempt, None, policy.total - (loop.time() - started))
-                        if safe else None)
-                if wait is None:
-                    raise TransportError(f"{method} {path}: {type(exc).__name__}: {exc}"
-                                         ) from exc
-                log.info("%s %s: %s; retry %d in %.2fs", method, path, type(exc).__name__,
-                         attempt, wait)
-                await asyncio.sleep(wait)
-                continue
-            if answer.status in ok or answer.status == 304:
-                return answer
-            error = self._error(answer)
-            if answer.status in RETRY_STATUSES:
-                retry_after = error.retry_after
-                wait = policy.next_wait(attempt, retry_after,
-                                        policy.total - (loop.time() - started))
-                if wait is not None:
-                    log.info("%s %s: %d; retry %d in %.2fs", method, path, answer.status,
-                             attempt, wait)
-                    await asyncio.sleep(wait)
-                    continue
-            raise error
-
-    def _error(self, answer: Answer) -> ProblemError:
-        retry_after = parse_retry_after(answer.headers.get("Retry-After"))
-        try:
-            problem = Problem.model_validate_json(answer.body)
-        except ValidationError:
-            problem = Problem(title=f"HTTP {answer.status}", status=answer.status,
-                              detail=answer.body[:200].decode("utf-8", "replace") or None)
-        return problem_error(problem, retry_after)
-
-    def _decode(self, answer: Answer, model: type[M]) -> M:
-        if answer.content_type == MSGPACK:
-            return model.model_validate(msgpack.unpackb(answer.body, raw=False))
-        return model.model_validate_json(answer.body)
-
-    async def _call(self, model: type[M], method: str, path: str, **options: Any) -> M:
-        return self._decode(await self._send(method, path, **options), model)
-
     # -- bots and IVRs --------------------------------------------------------------------
 
     async def append_turns(self, conversation_id: str, body: AppendTurns | Body
@@ -209,24 +79,24 @@ class HandoffClient:
         """Append turns; a retried post with the same turn ids adds nothing."""
         return await self._call(AppendResult, "POST",
                                 f"/v1/conversations/{quote(conversation_id, safe='')}/turns",
-                                body=_model(AppendTurns, body))
+                                body=model_of(AppendTurns, body))
 
     async def set_facts(self, customer: str, body: PutFacts | Body) -> FactsResult:
         """Set facts of a customer (`cus_...` or `kind:value`), merged by key."""
         return await self._call(FactsResult, "PUT", f"/v1/customers/{ref(customer)}/facts",
-                                body=_model(PutFacts, body))
+                                body=model_of(PutFacts, body))
 
     async def verify(self, body: VerifyIn | Body) -> VerifyResult:
         """Record that the customer proved an identity (ivr and agent keys)."""
         return await self._call(VerifyResult, "POST", "/v1/verifications",
-                                body=_model(VerifyIn, body))
+                                body=model_of(VerifyIn, body))
 
     async def request_handoff(self, body: HandoffIn | Body, *,
                               idempotency_key: str | None = None) -> Handoff:
         """Ask for a human. Every retry of this call carries the same `Idempotency-Key` (one is
         made up when none is given), so a lost answer never makes a second hand-off."""
         key = idempotency_key or f"hc-{uuid.uuid4().hex}"
-        return await self._call(Handoff, "POST", "/v1/handoffs", body=_model(HandoffIn, body),
+        return await self._call(Handoff, "POST", "/v1/handoffs", body=model_of(HandoffIn, body),
                                 headers={"Idempotency-Key": key})
 
     async def cancel(self, handoff_id: str, *, note: str | None = None) -> Handoff:
@@ -239,7 +109,7 @@ class HandoffClient:
         """Join the caller to the customer a continuation code was issued for (ivr keys)."""
         return await self._call(RedeemResult, "POST",
                                 f"/v1/continuations/{quote(code, safe='')}/redeem",
-                                body=_model(RedeemIn, body), idempotent=False)
+                                body=model_of(RedeemIn, body), idempotent=False)
 
     # -- agent desks ----------------------------------------------------------------------
 
@@ -253,7 +123,7 @@ class HandoffClient:
     def iter_handoffs(self, *, queue: str | None = None, status: str | None = None,
                       page_size: int = 100) -> AsyncIterator[Handoff]:
         """Every hand-off of the queue, page after page."""
-        return _pages(lambda b: self.list_handoffs(
+        return pages(lambda b: self.list_handoffs(
             queue=queue, status=status, limit=page_size, before=b))
 
     async def get_handoff(self, handoff_id: str) -> Handoff:
@@ -300,7 +170,7 @@ class HandoffClient:
 
     def iter_turns(self, customer: str, *, page_size: int = 500) -> AsyncIterator[Turn]:
         """The whole transcript, newest first."""
-        return _pages(lambda b: self.turns(customer, limit=page_size, before=b))
+        return pages(lambda b: self.turns(customer, limit=page_size, before=b))
 
     def events(self, customer: str, *, last_event_id: str | None = None) -> EventStream:
         """Live changes of one customer, resumed after `last_event_id` if given."""
@@ -309,28 +179,6 @@ class HandoffClient:
     def queue_events(self, *, last_event_id: str | None = None) -> EventStream:
         """Live changes of the tenant's hand-off queue."""
         return self._stream("/v1/handoffs/events", last_event_id)
-
-    def _stream(self, path: str, last_event_id: str | None) -> EventStream:
-        async def opener(after: str | None) -> aiohttp.ClientResponse:
-            headers = {**self._headers, "Accept": "text/event-stream"}
-            if after:
-                headers["Last-Event-ID"] = after
-            # The service sends a keep-alive every few seconds: silence means a dead link.
-            timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout,
-                                            sock_read=max(30.0, self.timeout))
-            try:
-                response = await self.session.get(self.url + path, headers=headers,
-                                                  timeout=timeout)
-            except (TimeoutError, aiohttp.ClientConnectionError) as exc:
-                raise TransportError(f"GET {path}: {type(exc).__name__}: {exc}") from exc
-            if response.status != 200:
-                answer = Answer(response.status, response.headers, await response.read(),
-                                response.content_type)
-                response.release()
-                raise self._error(answer)
-            return response
-
-        return EventStream(opener, last_event_id=last_event_id, policy=self.retry)
 
     async def mint_desk_token(self, agent_id: str, *, minutes: int | None = None
                               ) -> DeskToken:
@@ -348,6 +196,34 @@ class HandoffClient:
         return await self._call(ReaskCheck, "POST", f"/v1/customers/{ref(customer)}/reask-check",
                                 body=ReaskCheckIn(text=text))
 
+    # -- supervisors ----------------------------------------------------------------------
+
+    async def alerts(self, *, status: Literal["open", "acknowledged"] = "open",
+                     limit: int | None = None, before: str | None = None) -> Page[Alert]:
+        """One page of the tenant's risk alerts of one status, newest first (supervisor keys)."""
+        return await self._call(_PAGE_ALERTS, "GET", "/v1/alerts", params={
+            "status": status, "limit": limit, "before": before})
+
+    def iter_alerts(self, *, status: Literal["open", "acknowledged"] = "open",
+                    page_size: int = 100) -> AsyncIterator[Alert]:
+        return pages(lambda b: self.alerts(status=status, limit=page_size, before=b))
+
+    async def acknowledge_alert(self, alert_id: str, *, supervisor_id: str | None = None
+                                ) -> Alert:
+        """Acknowledge an alert; again changes nothing and answers it as the first left it."""
+        body = AckIn(supervisor_id=supervisor_id) if supervisor_id else AckIn()
+        return await self._call(Alert, "POST", f"/v1/alerts/{ref(alert_id)}/ack", body=body)
+
+    def alert_events(self, *, last_event_id: str | None = None) -> EventStream:
+        """Live `alert.raised` and `alert.acknowledged` events of the tenant."""
+        return self._stream("/v1/alerts/events", last_event_id)
+
+    async def kpis(self, *, bucket: Literal["hour", "day"] = "hour", start: str | None = None,
+                   end: str | None = None, queue: str | None = None) -> Kpis:
+        """Effort KPIs per hour or UTC day, for one queue or all (supervisor and admin keys)."""
+        return await self._call(Kpis, "GET", "/v1/kpis", params={
+            "bucket": bucket, "from": start, "to": end, "queue": queue})
+
     # -- operators ------------------------------------------------------------------------
 
     async def erase(self, customer: str) -> Erasure:
@@ -363,12 +239,12 @@ class HandoffClient:
 
     def iter_audit(self, *, customer: str | None = None, page_size: int = 500
                    ) -> AsyncIterator[AuditEntry]:
-        return _pages(lambda b: self.audit(customer=customer, limit=page_size, before=b))
+        return pages(lambda b: self.audit(customer=customer, limit=page_size, before=b))
 
     async def list_keys(self) -> list[ApiKey]:
         return (await self._call(_PAGE_KEYS, "GET", "/v1/admin/keys")).items
 
-    async def create_key(self, role: Literal["bot", "ivr", "agent", "admin"], *,
+    async def create_key(self, role: Literal["bot", "ivr", "agent", "supervisor", "admin"], *,
                          name: str | None = None) -> NewKey:
         """A new key of this tenant; its secret is in this answer only."""
         body = KeyIn(role=role, name=name) if name is not None else KeyIn(role=role)
@@ -389,7 +265,7 @@ class HandoffClient:
         """Subscribe a URL to event types; the signing secret is in this answer only."""
         # Not repeated: a request that did land would leave a second subscription behind.
         return await self._call(NewWebhook, "POST", "/v1/admin/webhooks",
-                                body=_model(WebhookIn, body), idempotent=False)
+                                body=model_of(WebhookIn, body), idempotent=False)
 
     async def delete_webhook(self, webhook_id: str) -> Webhook:
         """Unsubscribe; its queued deliveries and dead letters are dropped."""
@@ -414,7 +290,7 @@ class HandoffClient:
     def iter_dead_letters(self, webhook_id: str, *, page_size: int = 100
                           ) -> AsyncIterator[DeadLetter]:
         """Every dead letter of a subscription, page after page."""
-        return _pages(lambda b: self.dead_letters(webhook_id, limit=page_size, before=b))
+        return pages(lambda b: self.dead_letters(webhook_id, limit=page_size, before=b))
 
     async def redeliver(self, webhook_id: str, delivery_id: str) -> Redelivery:
         """Queue a dead letter again (same delivery id, attempts counted afresh)."""
@@ -451,15 +327,3 @@ class HandoffClient:
         """The service's OpenAPI document."""
         document: dict[str, Any] = json.loads((await self._send("GET", "/openapi.json")).body)
         return document
-
-
-async def _pages(fetch: Callable[[str | None], Awaitable[Page[T]]]) -> AsyncIterator[T]:
-    """Every item of a paged list: `fetch(before)` answers the page after cursor `before`."""
-    before: str | None = None
-    while True:
-        page = await fetch(before)
-        for item in page.items:
-            yield item
-        if not page.next:
-            return
-        before = page.next

@@ -24,7 +24,8 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from handoff.client import ClientError, ProblemError
-from handoff.mcp.server import Gateway, HandoffMCP, access_token, problem_text
+from handoff.mcp.gateway import Gateway
+from handoff.mcp.server import HandoffMCP, access_token, problem_text
 
 log = logging.getLogger("handoff.mcp")
 PATH = "/mcp"

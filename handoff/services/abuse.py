@@ -38,7 +38,7 @@ class AuthFailures:
         self._wrong: Memo[str, bool] = Memo(size=10_000, ttl=WINDOW_MS / 1000)
         # Every process hears of a block through the store's notices, so a wrong key from a
         # blocked address is refused whichever process it reaches.
-        store.listen("block", self._heard)
+        store.notices.listen("block", self._heard)
 
     def _heard(self, notices: list[str]) -> None:
         for notice in notices:
@@ -69,11 +69,12 @@ class AuthFailures:
             return
         self._refuse_if_blocked(address)
         window = now_ms // WINDOW_MS
-        (count,) = await self._store.reserve([(self._store.auth_failures_key(address, window),
-                                               WINDOW_MS * 2)])
+        access = self._store.access
+        (count,) = await access.reserve([(access.auth_failures_key(address, window),
+                                          WINDOW_MS * 2)])
         if count > self._limit:
             until_ms = (window + 1) * WINDOW_MS
             self._blocked.set(address, time.monotonic() + (until_ms - now_ms) / 1000)
             if count == self._limit + 1:  # once: the others only confirm it
-                await self._store.invalidate("block", [f"{address} {until_ms}"])
+                await self._store.notices.invalidate("block", [f"{address} {until_ms}"])
             self._refuse_if_blocked(address)

@@ -13,15 +13,11 @@ import re
 
 from handoff import ids
 from handoff.errors import NotFound, Unauthorized
-from handoff.memo import Memo
-from handoff.services.deps import Principal
+from handoff.services.deps import Deps, Principal
 from handoff.store import Store
 
 ROLES = ("bot", "ivr", "agent", "supervisor", "admin")
 TENANT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-LAST_USED_EVERY_S = 60.0
-# Which keys this process recorded a use of lately: "last used" is kept to the minute.
-_recent_use: Memo[str, bool] = Memo(size=10_000, ttl=LAST_USED_EVERY_S)
 
 
 def digest(secret: str) -> str:
@@ -46,7 +42,7 @@ async def create(store: Store, *, tenant: str, role: str, name: str = "",
     secret = ids.api_secret()
     record = {"id": ids.key_id(), "tenant": tenant, "role": role, "name": name,
               "created_ms": str(now_ms)}
-    await store.put_api_key(digest(secret), record)
+    await store.access.put_api_key(digest(secret), record)
     return secret, record
 
 
@@ -72,16 +68,17 @@ def _secret(authorization: str | None) -> str:
     return value
 
 
-async def authenticate(store: Store, authorization: str | None, *, now_ms: int) -> Principal:
+async def authenticate(deps: Deps, authorization: str | None) -> Principal:
     """The principal behind an `Authorization: Bearer <key>` (or Basic) header."""
     secret = _secret(authorization)
     key_digest = digest(secret)
-    record = await store.get_api_key(key_digest)
+    now_ms = deps.now_ms()
+    record = await deps.store.access.get_api_key(key_digest)
     if not record or not usable(record, now_ms):
         raise Unauthorized("unknown, revoked or expired key")
-    if _recent_use.get(key_digest) is None:
-        _recent_use.set(key_digest, True)
-        await store.update_api_key(key_digest, {"last_used_ms": str(now_ms)})
+    if deps.key_uses.get(key_digest) is None:
+        deps.key_uses.set(key_digest, True)
+        await deps.store.access.update_api_key(key_digest, {"last_used_ms": str(now_ms)})
     return Principal(tenant=record["tenant"], role=record["role"], key_id=record["id"])
 
 
@@ -94,15 +91,15 @@ def usable(record: dict[str, str], now_ms: int) -> bool:
 
 async def _own(store: Store, key_id: str, tenant: str | None) -> tuple[str, dict[str, str]]:
     """A key by id (and, from the API, only of the caller's tenant: others are 404)."""
-    key_digest = await store.api_key_digest(key_id) if key_id.startswith("key_") else None
-    record = await store.get_api_key(key_digest) if key_digest else {}
+    key_digest = await store.access.api_key_digest(key_id) if key_id.startswith("key_") else None
+    record = await store.access.get_api_key(key_digest) if key_digest else {}
     if not key_digest or not record or (tenant is not None and record["tenant"] != tenant):
         raise NotFound("no such key")
     return key_digest, record
 
 
 async def listing(store: Store, tenant: str) -> list[dict[str, str]]:
-    return await store.list_api_keys(tenant)
+    return await store.access.list_api_keys(tenant)
 
 
 async def revoke(store: Store, key_id: str, *, tenant: str | None, now_ms: int
@@ -111,8 +108,8 @@ async def revoke(store: Store, key_id: str, *, tenant: str | None, now_ms: int
     key_digest, record = await _own(store, key_id, tenant)
     if not record.get("revoked_ms"):
         record = {**record, "revoked_ms": str(now_ms)}
-        await store.update_api_key(key_digest, {"revoked_ms": record["revoked_ms"]})
-    await store.invalidate("key", [key_digest])
+        await store.access.update_api_key(key_digest, {"revoked_ms": record["revoked_ms"]})
+    await store.notices.invalidate("key", [key_digest])
     return record
 
 
@@ -126,9 +123,10 @@ async def rotate(store: Store, key_id: str, *, tenant: str | None, now_ms: int,
     secret, new = await create(store, tenant=record["tenant"], role=record["role"],
                                name=record.get("name", ""), now_ms=now_ms)
     if grace_seconds > 0:
-        await store.update_api_key(key_digest, {"expires_ms": str(now_ms + grace_seconds * 1000),
-                                                "rotated_to": new["id"]})
-        await store.invalidate("key", [key_digest])
+        await store.access.update_api_key(
+            key_digest, {"expires_ms": str(now_ms + grace_seconds * 1000),
+                         "rotated_to": new["id"]})
+        await store.notices.invalidate("key", [key_digest])
     else:
         await revoke(store, key_id, tenant=tenant, now_ms=now_ms)
     return secret, new

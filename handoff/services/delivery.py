@@ -22,8 +22,8 @@ from handoff import logs
 from handoff.errors import HandoffError
 from handoff.services import events
 from handoff.services.deps import Deps
-from handoff.services.timefmt import iso
 from handoff.store.webhooks import Delivery
+from handoff.timefmt import iso
 
 log = logs.logger("handoff.webhooks")
 USER_AGENT = "handoff-webhooks/1"

@@ -7,11 +7,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from handoff.memo import Memo
+from handoff.services.known import KnownConversations
 from handoff.services.outbox import Outbox
 from handoff.services.privacy import Privacy
+from handoff.services.reask_detector import Detector
 from handoff.settings import Settings
 from handoff.store import Store
 from schemas.brief import Brief
+
+# How often a key's "last used" time is written: once a minute at most per key and process.
+KEY_USE_EVERY_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +49,12 @@ class Deps:
     briefs: Memo[tuple[str, str, int], tuple[str, Brief]] = field(init=False)
     # Outbound webhooks: where every customer write queues its deliveries.
     outbox: Outbox = field(init=False)
+    # Conversations a turn can be appended to without resolving their customer again.
+    known: KnownConversations = field(init=False)
+    # The re-ask detector of these settings' topics, compiled once.
+    reasks: Detector = field(init=False)
+    # API keys this process recorded a use of lately: "last used" is kept to the minute.
+    key_uses: Memo[str, bool] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "privacy", Privacy(self.settings, self.store.digester.digest))
@@ -51,6 +62,9 @@ class Deps:
         object.__setattr__(self, "outbox", Outbox(
             self.store, lease_ms=int(self.settings.webhook_outbox_lease_seconds * 1000),
             crash_before_enqueue=self.settings.fault_crash_before_enqueue))
+        object.__setattr__(self, "known", KnownConversations(self.store))
+        object.__setattr__(self, "reasks", Detector(self.settings.reask_topics))
+        object.__setattr__(self, "key_uses", Memo(size=10_000, ttl=KEY_USE_EVERY_S))
 
     def now_ms(self) -> int:
         return self.clock()

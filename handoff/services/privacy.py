@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from handoff.errors import Unprocessable
-from handoff.services.masking import card_numbers, has_card_number, has_digit, mask_text
+from handoff.masking import card_numbers, has_card_number, has_digit, mask_text
 from handoff.settings import Settings
 
 M = TypeVar("M", bound=BaseModel)

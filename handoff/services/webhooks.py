@@ -12,8 +12,8 @@ from handoff import ids
 from handoff.errors import Conflict, NotFound, Unprocessable
 from handoff.services.deps import Deps, Principal
 from handoff.services.privacy import refuse_card_numbers
-from handoff.services.timefmt import moment, when
 from handoff.store.webhooks import Delivery
+from handoff.timefmt import moment, when
 from schemas.common import Page
 from schemas.webhooks import DeadLetter, NewWebhook, Redelivery, Webhook, WebhookIn
 

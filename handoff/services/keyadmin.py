@@ -1,11 +1,12 @@
-"""API keys as operators manage them (the admin API and the CLI share this)."""
+"""API keys as operators manage them: the admin API's views over handoff/services/apikeys.py
+(where keys are minted, checked, revoked and rotated)."""
 
 from __future__ import annotations
 
 from handoff.services import apikeys
 from handoff.services.deps import Deps, Principal
 from handoff.services.privacy import refuse_card_numbers
-from handoff.services.timefmt import when
+from handoff.timefmt import when
 from schemas.admin import ApiKey, KeyIn, NewKey, RotateIn
 
 
