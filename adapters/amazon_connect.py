@@ -29,8 +29,8 @@ from adapters.base import PREFIX, Adapter, Core, build
 from handoff.api import bodies
 from handoff.api.routing import Routes
 from handoff.api.state import SETTINGS
-from handoff.errors import NotFound, TooManyRequests, Unprocessable
-from handoff.settings import Settings
+from handoff.kernel.errors import NotFound, TooManyRequests, Unprocessable
+from handoff.kernel.settings import Settings
 from schemas.conversations import AppendResult, AppendTurns
 from schemas.handoffs import HandoffIn, RedeemIn
 from schemas.vendors.amazon_connect import Contact, ContactFlowEvent

@@ -24,7 +24,8 @@ from handoff.api.bodies import errors_of
 from handoff.api.remote import client_address
 from handoff.api.routing import Routes
 from handoff.api.state import DEPS, LEXICON, PRINCIPAL
-from handoff.errors import Unprocessable
+from handoff.kernel.errors import Unprocessable
+from handoff.kernel.timefmt import moment
 from handoff.services import (
     brief,
     continuations,
@@ -35,7 +36,6 @@ from handoff.services import (
     verification,
 )
 from handoff.services.deps import Principal
-from handoff.timefmt import moment
 from schemas.brief import Brief, HumanContact
 from schemas.common import Identity
 from schemas.conversations import AppendResult, AppendTurns, FactsResult, PutFacts

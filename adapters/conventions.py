@@ -21,7 +21,7 @@ from typing import Any
 
 from adapters.base import Core, build
 from handoff.api.params import NAME
-from handoff.errors import NotFound, Unprocessable
+from handoff.kernel.errors import NotFound, Unprocessable
 from schemas.brief import HumanContact
 from schemas.conversations import AppendResult, AppendTurns, FactValue, PutFacts, TurnIn
 

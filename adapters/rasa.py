@@ -20,7 +20,7 @@ from adapters.base import Adapter, Core, build
 from handoff.api.bodies import parse, render
 from handoff.api.routing import Routes
 from handoff.api.state import SETTINGS
-from handoff.errors import Unprocessable
+from handoff.kernel.errors import Unprocessable
 from schemas.conversations import AppendTurns, FactValue, TurnIn
 from schemas.handoffs import HandoffIn
 from schemas.vendors.rasa import (

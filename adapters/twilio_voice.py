@@ -36,8 +36,8 @@ from adapters.base import PREFIX, Adapter, Core, build
 from handoff.api import bodies
 from handoff.api.routing import Routes
 from handoff.api.state import SETTINGS
-from handoff.errors import Forbidden, NotFound, TooManyRequests, Unprocessable
-from handoff.settings import Settings
+from handoff.kernel.errors import Forbidden, NotFound, TooManyRequests, Unprocessable
+from handoff.kernel.settings import Settings
 from schemas.conversations import AppendTurns
 from schemas.handoffs import HandoffIn, RedeemIn
 from schemas.vendors.twilio import GatherResult, VoiceCall

@@ -132,7 +132,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--redis-url", required=True)
     args = parser.parse_args()
-    # access_log=None: the service runs without one too (handoff/cli.py).
+    # access_log=None: the service runs without one too (handoff/programs/cli.py).
     web.run_app(make_app(args.kind, args.redis_url), host="127.0.0.1", port=args.port,
                 access_log=None, print=None)
 

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import redis
 
-from handoff.embedded import server_binary
+from handoff.runtime.embedded import server_binary
 
 SERVER_CORE = 0
 CLIENT_CORE = 1
 START_TIMEOUT = 20.0
-# The service's durable default (see handoff/embedded.py); the bench measures that, not a
+# The service's durable default (see handoff/runtime/embedded.py); the bench measures that, not a
 # faster setting nobody should run in production.
 APPENDFSYNC = "always"
 
@@ -71,12 +71,13 @@ class Processes:
     workdir: Path
     children: list[Child] = field(default_factory=list)
 
-    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Child:
+    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None,
+              cwd: Path | None = None) -> Child:
         log = self.workdir / f"{name}.log"
         with log.open("wb") as out:
             process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
                                        stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-                                       cwd=Path(__file__).resolve().parent.parent,
+                                       cwd=cwd or Path(__file__).resolve().parent.parent,
                                        start_new_session=True)
         child = Child(name, process, log)
         self.children.append(child)
@@ -163,17 +164,18 @@ def _wait_http(child: Child, url: str) -> None:
 
 
 def start_service(procs: Processes, redis_url: str, workers: int = 1,
-                  env: dict[str, str] | None = None) -> tuple[HttpServer, Child]:
+                  env: dict[str, str] | None = None, source: Path | None = None,
+                  name: str = "service") -> tuple[HttpServer, Child]:
     """`handoff serve` exactly as an operator runs it, against the bench Redis: one process on
-    core 0, or `--workers N` free to use both cores (the scale-out figure)."""
+    core 0, or `--workers N` free to use both cores (the scale-out figure). `source`: a copy of
+    the source tree to run instead of this one (`python -m` imports from its folder first)."""
     port = free_port()
-    argv = [sys.executable, "-m", "handoff.cli", "serve", "--port", str(port)]
-    name = "service"
+    argv = [sys.executable, "-m", "handoff", "serve", "--port", str(port)]
     if workers > 1:
         argv += ["--workers", str(workers)]
-        name = f"service-{workers}p"
+        name = f"{name}-{workers}p"
     child = procs.spawn(name, pinned(SERVER_CORE, argv) if workers == 1 else argv,
-                        env={"HANDOFF_REDIS_URL": redis_url, **(env or {})})
+                        env={"HANDOFF_REDIS_URL": redis_url, **(env or {})}, cwd=source)
     return HttpServer(name, port, child.process.pid), child
 
 
@@ -188,6 +190,6 @@ def start_baseline(procs: Processes, kind: str, redis_url: str) -> tuple[HttpSer
 def wait_ready(started: list[tuple[HttpServer, Child]]) -> list[HttpServer]:
     """Started together (each pays ~1 s of imports), then awaited one by one."""
     for server, child in started:
-        path = "/readyz" if server.name == "service" else "/healthz"
+        path = "/readyz" if server.name.startswith("service") else "/healthz"
         _wait_http(child, server.base + path)
     return [server for server, _ in started]

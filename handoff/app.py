@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from adapters import ADAPTERS
-from handoff import logs, metrics
 from handoff.api import (
     access,
     admin,
@@ -42,16 +41,17 @@ from handoff.api.state import (
     SETTINGS,
     STREAMS,
 )
-from handoff.errors import HandoffError
-from handoff.memo import Memo
-from handoff.outbound import Sender
+from handoff.kernel import logs, metrics
+from handoff.kernel.errors import HandoffError
+from handoff.kernel.memo import Memo
+from handoff.kernel.settings import Settings
+from handoff.runtime.outbound import Sender
 from handoff.services import handoffs as handoff_service
 from handoff.services.abuse import AuthFailures
 from handoff.services.delivery import Deliverer
 from handoff.services.deps import Deps
 from handoff.services.events import Lifetimes
 from handoff.services.flags import Lexicon
-from handoff.settings import Settings
 from handoff.store import Store, operations
 from handoff.store.connection import connect
 

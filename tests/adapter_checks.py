@@ -9,7 +9,7 @@ import redis
 from aiohttp.test_utils import TestClient
 
 from handoff.api.state import DEPS
-from handoff.masking import has_card_number
+from handoff.kernel.masking import has_card_number
 from tests.conftest import Keys
 from tests.redis_peek import assert_unchanged, not_an_attempt_counter, snapshot
 from tests.scenario import ROLES, assert_problem, call

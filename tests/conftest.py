@@ -24,8 +24,8 @@ import redis.cluster
 from aiohttp.test_utils import TestClient
 
 from handoff.app import create_app
-from handoff.embedded import server_binary
-from handoff.settings import Settings
+from handoff.kernel.settings import Settings
+from handoff.runtime.embedded import server_binary
 
 
 def free_port() -> int:

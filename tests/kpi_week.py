@@ -13,8 +13,8 @@ from aiohttp.test_utils import TestClient
 
 from handoff.api.state import DEPS
 from handoff.app import create_app
+from handoff.kernel.settings import Settings
 from handoff.services import apikeys
-from handoff.settings import Settings
 from tests.conftest import Keys
 from tests.scenario import Json, ok, phone_customer
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import redis
 
-from handoff.embedded import server_binary
+from handoff.runtime.embedded import server_binary
 from tests.conftest import RedisServer, free_port
 
 SERVICE = "handoff"

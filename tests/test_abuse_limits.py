@@ -25,7 +25,7 @@ import redis
 from aiohttp.test_utils import TestClient
 
 from handoff.api.remote import MAX_HOPS, forwarded_client
-from handoff.settings import Settings
+from handoff.kernel.settings import Settings
 from tests.conftest import AppFactory, Keys
 from tests.test_bounded_cost import command_calls
 from tests.test_data_protection import from_address, within_one_minute

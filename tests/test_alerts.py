@@ -377,7 +377,7 @@ async def test_bad_input_is_a_problem_and_changes_nothing(
 async def test_alert_rules_that_name_a_kind_no_key_can_hold_are_refused_at_start() -> None:
     from pydantic import ValidationError
 
-    from handoff.settings import Settings
+    from handoff.kernel.settings import Settings
 
     with pytest.raises(ValidationError, match="kinds are lower-case words"):
         Settings(alert_rules={"*": {"legal:high": "high"}})

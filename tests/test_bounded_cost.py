@@ -18,8 +18,8 @@ import redis.cluster
 from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
-from handoff import logs
-from handoff.settings import Settings
+from handoff.kernel import logs
+from handoff.kernel.settings import Settings
 from handoff.store.multiplex import Multiplexed
 from tests import test_adapter_amazon_connect as connect
 from tests import test_adapter_dialogflow_cx as dialogflow

@@ -22,10 +22,10 @@ import redis
 from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
-from handoff import logs, masking
-from handoff.masking import mask_text
+from handoff.kernel import logs, masking
+from handoff.kernel.masking import mask_text
+from handoff.kernel.settings import Settings
 from handoff.services.privacy import Privacy
-from handoff.settings import Settings
 from tests import test_adapter_dialogflow_cx as dialogflow
 from tests import test_adapter_lex_v2 as lex
 from tests import test_adapter_rasa as rasa

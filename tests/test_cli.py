@@ -16,8 +16,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from handoff.client import HandoffClient
-from handoff.demo import scenario
-from handoff.doctor import examine
+from handoff.programs.demo import scenario
+from handoff.programs.doctor import examine
 from handoff.store.diagnostics import ServerFacts
 from tests.conftest import CLUSTER, Keys, RedisServer, free_port
 
@@ -31,7 +31,7 @@ def env(**values: str) -> dict[str, str]:
 
 async def handoff_cli(*args: str, environment: dict[str, str]) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "handoff.cli", *args, env=environment,
+        sys.executable, "-m", "handoff", *args, env=environment,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode is not None
@@ -78,7 +78,7 @@ async def test_tail_prints_each_new_turn_and_stops_cleanly_on_ctrl_c(client: Cli
             "channel": "chat", "turns": [{"id": "t1", "role": "customer", "text": "hello",
                                           "ts": "2026-11-23T10:02:00Z"}]})
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "handoff.cli", "tail", "chat:visitor-9", "--since", "0-0",
+            sys.executable, "-m", "handoff", "tail", "chat:visitor-9", "--since", "0-0",
             env=agent_env(client, keys), stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE)
         try:
@@ -111,7 +111,7 @@ async def test_tail_of_the_queue_replays_then_follows_its_handoffs(client: Clien
             "customer": {"identities": [{"kind": "chat", "value": "visitor-9"}]},
             "conversation_id": "web-1", "reason": "customer_request", "queue": "billing"})
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "handoff.cli", "tail", "--queue", "--since", "0-0",
+            sys.executable, "-m", "handoff", "tail", "--queue", "--since", "0-0",
             env=agent_env(client, keys), stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE)
         try:
@@ -143,7 +143,7 @@ def careless_redis(tmp_path: Path) -> Iterator[str]:
 
 def doctor(redis_url: str, cluster: bool = False) -> subprocess.CompletedProcess[str]:
     extra = {"HANDOFF_REDIS_CLUSTER": "true"} if cluster else {}
-    return subprocess.run([sys.executable, "-m", "handoff.cli", "doctor"], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "handoff", "doctor"], capture_output=True,
                           text=True, timeout=60,
                           env=env(HANDOFF_REDIS_URL=redis_url, **extra))
 

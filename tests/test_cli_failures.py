@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from handoff.demo import scenario
+from handoff.programs.demo import scenario
 from tests.conftest import Keys, RedisServer, free_port
 from tests.test_serve import _socket_answers, _stop
 
@@ -32,7 +32,7 @@ def clean_env(**values: str) -> dict[str, str]:
 
 
 def handoff(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "handoff.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "handoff", *args], capture_output=True,
                           text=True, timeout=60, cwd=cwd, env=clean_env(**env))
 
 
@@ -51,7 +51,7 @@ def serving_from(home: Path) -> Iterator[int]:
     """`handoff serve` started in `home` as the quick start runs it (its data in
     ./handoff-data there), on a free port; answers the port once it is ready, and stops it."""
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "handoff.cli", "serve", "--port", str(port)],
+    server = subprocess.Popen([sys.executable, "-m", "handoff", "serve", "--port", str(port)],
                               cwd=home, env=clean_env(), stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
     try:
@@ -120,7 +120,7 @@ async def test_output_into_a_pipe_nobody_reads_ends_quietly_as_unix_tools_do(
     reader, writer = os.pipe()
     os.close(reader)
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "handoff.cli", *command, stdout=writer,
+        sys.executable, "-m", "handoff", *command, stdout=writer,
         stderr=asyncio.subprocess.PIPE,
         env=clean_env(HANDOFF_URL=str(client.make_url("")),
                       HANDOFF_KEY=keys.secrets[("acme", "agent")]))
@@ -183,7 +183,7 @@ def test_keys_name_the_redis_they_used_without_its_password(redis_server: RedisS
 
 
 def test_a_password_in_the_store_url_is_not_printed() -> None:
-    from handoff.localstore import shown
+    from handoff.programs.localstore import shown
 
     assert shown("redis://app:s3cret@redis.internal:6379/0") == (
         "redis://app:***@redis.internal:6379/0")

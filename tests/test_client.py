@@ -30,8 +30,8 @@ from handoff.client import (
     UnavailableError,
     UnprocessableError,
 )
+from handoff.kernel.settings import Settings
 from handoff.services import apikeys
-from handoff.settings import Settings
 from schemas.conversations import AppendTurns, TurnIn
 from schemas.webhooks import DeadLetter
 from tests.conftest import CLUSTER, AppFactory, Keys, RedisServer, free_port

@@ -13,8 +13,8 @@ import pytest
 import redis
 from aiohttp.test_utils import TestClient
 
-from handoff import ids
 from handoff.api.state import DEPS
+from handoff.kernel import ids
 from handoff.services import identity, survivors, writes
 from handoff.store import keys as redis_keys
 from handoff.store.records import CustomerWrite

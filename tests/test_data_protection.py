@@ -32,9 +32,9 @@ import msgpack
 import pytest
 from aiohttp.test_utils import TestClient
 
-from handoff import logs
 from handoff.api.state import DEPS
-from handoff.settings import Settings
+from handoff.kernel import logs
+from handoff.kernel.settings import Settings
 from handoff.store import keys as redis_keys
 from tests.conftest import AppFactory, Keys
 
@@ -815,7 +815,7 @@ async def handoff_keys(settings: Settings, *args: str) -> list[str]:
     env = {**os.environ, "HANDOFF_REDIS_URL": str(settings.redis_url),
            "HANDOFF_REDIS_CLUSTER": "true" if settings.redis_cluster else "false"}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "handoff.cli", "keys", *args, cwd=ROOT, env=env,
+        sys.executable, "-m", "handoff", "keys", *args, cwd=ROOT, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, err.decode()

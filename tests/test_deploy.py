@@ -13,8 +13,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from handoff.configdoc import render
-from handoff.settings import Settings
+from handoff.kernel.settings import Settings
+from handoff.programs.configdoc import render
 
 ROOT = Path(__file__).parent.parent
 VARIABLES = {f"HANDOFF_{name.upper()}" for name in Settings.model_fields}
@@ -23,7 +23,7 @@ VARIABLES = {f"HANDOFF_{name.upper()}" for name in Settings.model_fields}
 def test_the_configuration_page_is_what_settings_generates() -> None:
     written = (ROOT / "docs" / "configuration.md").read_text()
     assert written == render(), ("docs/configuration.md is stale: run "
-                                 "`python -m handoff.configdoc > docs/configuration.md`")
+                                 "`python -m handoff.programs.configdoc > docs/configuration.md`")
     assert all(f"`{v}`" in written for v in VARIABLES)
 
 

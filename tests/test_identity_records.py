@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from handoff.terminal import brief_text
+from handoff.programs.terminal import brief_text
 from schemas.brief import Brief
 from tests.conftest import Keys
 from tests.scenario import (

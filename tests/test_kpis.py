@@ -40,8 +40,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from handoff.api.state import DEPS
 from handoff.app import create_app
+from handoff.kernel.settings import Settings
 from handoff.services import apikeys
-from handoff.settings import Settings
 from handoff.store import keys as redis_keys
 from tests.conftest import Keys
 from tests.kpi_week import (

@@ -49,7 +49,7 @@ def _serve(redis_url: str, log_format: str, log: Path) -> tuple[subprocess.Popen
     env |= {"HANDOFF_REDIS_URL": redis_url, "HANDOFF_LOG_FORMAT": log_format,
             "HANDOFF_LOG_LEVEL": "DEBUG"}
     with log.open("wb") as err:
-        server = subprocess.Popen([sys.executable, "-m", "handoff.cli", "serve", "--port",
+        server = subprocess.Popen([sys.executable, "-m", "handoff", "serve", "--port",
                                    str(port)], stdout=subprocess.DEVNULL, stderr=err, env=env)
     deadline = time.monotonic() + 30
     while True:

@@ -20,7 +20,7 @@ import pytest
 import redis
 from aiohttp.test_utils import TestClient
 
-from handoff import logs
+from handoff.kernel import logs
 from tests.conftest import CLUSTER, Keys, RedisServer, free_port
 
 PAN = "4111 1111 1111 1111"
@@ -56,7 +56,7 @@ def served(redis_server: RedisServer, redis_sync: redis.Redis, tmp_path: Path
     env |= {"HANDOFF_REDIS_URL": redis_server.url, "HANDOFF_LOG_FORMAT": "json",
             "HANDOFF_SENSITIVE_KINDS": json.dumps({"acme": ["account"]})}
     with log.open("wb") as err:
-        server = subprocess.Popen([sys.executable, "-m", "handoff.cli", "serve", "--port",
+        server = subprocess.Popen([sys.executable, "-m", "handoff", "serve", "--port",
                                    str(port)], stdout=subprocess.DEVNULL, stderr=err, env=env)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from handoff.errors import NotFound, Unprocessable
-from handoff.masking import luhn_valid, mask_text
+from handoff.kernel.errors import NotFound, Unprocessable
+from handoff.kernel.masking import luhn_valid, mask_text
+from handoff.kernel.settings import Settings
 from handoff.services.flags import Hit, Lexicon
 from handoff.services.identity import Ident, normalise, parse_ref
 from handoff.services.privacy import Privacy
-from handoff.settings import Settings
 from schemas.common import Identity
 
 MASKED_VISA = "**** **** **** 1111"

@@ -30,9 +30,9 @@ from mcp.client.subscriptions import ResourceUpdated, listen
 from mcp.shared.exceptions import MCPError
 
 from handoff.client import HandoffClient
+from handoff.kernel.settings import Settings
 from handoff.mcp.render import MAX_CHARS, brief_text
 from handoff.services import apikeys
-from handoff.settings import Settings
 from handoff.store import Store
 from handoff.store.connection import connect
 from schemas.brief import Brief
@@ -71,7 +71,7 @@ class McpHttp:
     def start(self) -> None:
         self.log = log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "handoff.cli", "mcp", "--http", "--port", str(self.port),
+            [sys.executable, "-m", "handoff", "mcp", "--http", "--port", str(self.port),
              "--url", self.service_url], stdout=log, stderr=subprocess.STDOUT,
             env={k: v for k, v in os.environ.items() if not k.startswith("HANDOFF_")})
         deadline = time.monotonic() + 30
@@ -176,7 +176,7 @@ async def over_http(stack: Stack, key: str, notes: Notes | None = None
 async def over_stdio(stack: Stack, key: str) -> AsyncIterator[ClientSession]:
     """An initialized MCP session with `handoff mcp` started as a subprocess on stdio."""
     params = StdioServerParameters(
-        command=sys.executable, args=["-m", "handoff.cli", "mcp", "--url", stack.service.url],
+        command=sys.executable, args=["-m", "handoff", "mcp", "--url", stack.service.url],
         env={**{k: v for k, v in os.environ.items() if not k.startswith("HANDOFF_")},
              "HANDOFF_KEY": key})
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:

@@ -17,8 +17,9 @@ from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
-from handoff import demo, metrics
 from handoff.api.state import DEPS
+from handoff.kernel import metrics
+from handoff.programs import demo
 from tests.conftest import CLUSTER, AppFactory, Keys, RedisServer, free_port
 from tests.faults.service import Service
 from tests.test_handoffs import accept, overdue, request_handoff

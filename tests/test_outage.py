@@ -30,7 +30,7 @@ async def test_a_redis_crash_costs_no_acknowledged_turn_and_the_service_recovers
     (tmp_path / "redis").mkdir()
     redis.start()
     try:
-        from handoff.settings import Settings
+        from handoff.kernel.settings import Settings
 
         app = create_app(Settings(redis_url=redis.url, redis_timeout=0.5, sweep_seconds=60))
         client: TestClient[Any, Any] = await aiohttp_client(app)

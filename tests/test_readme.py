@@ -12,7 +12,7 @@ from typing import Any, get_args, get_origin
 from aiohttp.test_utils import TestClient
 from pydantic import BaseModel
 
-from handoff.settings import Settings
+from handoff.kernel.settings import Settings
 from schemas.brief import Brief
 
 ROOT = Path(__file__).parent.parent
@@ -33,7 +33,7 @@ def test_every_setting_is_documented() -> None:
     written = (DOCS / "configuration.md").read_text()
     missing = [f"HANDOFF_{name.upper()}" for name in Settings.model_fields
                if f"HANDOFF_{name.upper()}" not in written]
-    assert not missing, f"regenerate docs/configuration.md (handoff.configdoc): {missing}"
+    assert not missing, f"regenerate docs/configuration.md (handoff.programs.configdoc): {missing}"
 
 
 async def test_every_route_of_the_service_is_in_the_api_guide(client: TestClient[Any, Any]

@@ -11,9 +11,9 @@ from aiohttp.test_utils import TestClient
 from prometheus_client import REGISTRY
 
 from handoff.api.state import DEPS
+from handoff.kernel.settings import Settings
 from handoff.services import reask, reask_detector
 from handoff.services.reask_detector import Detector, Known
-from handoff.settings import Settings
 from tests.browser import artifact
 from tests.conftest import Keys
 from tests.scenario import (

@@ -4,8 +4,8 @@ every miss and false alarm."""
 
 from __future__ import annotations
 
+from handoff.kernel.settings import Settings
 from handoff.services.reask_detector import Detector, Known
-from handoff.settings import Settings
 from tests.browser import artifact
 from tests.reask_dev import DEV, KNOWN
 

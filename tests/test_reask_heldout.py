@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from handoff.kernel.settings import Settings
 from handoff.services.reask_detector import Detector
-from handoff.settings import Settings
 from tests.browser import artifact
 from tests.reask_heldout import KNOWN, TURNS
 

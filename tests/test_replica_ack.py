@@ -17,8 +17,8 @@ from redis.exceptions import ConnectionError
 
 from handoff.api.state import DEPS
 from handoff.app import create_app
+from handoff.kernel.settings import Settings
 from handoff.services import apikeys
-from handoff.settings import Settings
 from handoff.store import keys as redis_keys
 from handoff.store.multiplex import Multiplexed
 from tests.conftest import CLUSTER, RedisServer, free_port

@@ -141,7 +141,7 @@ async def test_a_chat_customer_who_calls_in_is_never_asked_to_repeat_themselves(
 
 
 def test_the_demo_command_prints_what_the_agent_would_read() -> None:
-    run = subprocess.run([sys.executable, "-m", "handoff.cli", "demo"],
+    run = subprocess.run([sys.executable, "-m", "handoff", "demo"],
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     out = run.stdout

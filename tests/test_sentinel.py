@@ -252,7 +252,7 @@ async def test_with_local_acks_a_failover_is_followed_and_its_losses_are_counted
 
 
 def doctor(topology: Topology, **extra: str) -> tuple[int, str]:
-    done = subprocess.run([sys.executable, "-m", "handoff.cli", "doctor"],
+    done = subprocess.run([sys.executable, "-m", "handoff", "doctor"],
                           capture_output=True, text=True, timeout=60,
                           env=_env("", sentinel_env(topology, **extra)), cwd=os.getcwd())
     return done.returncode, done.stdout

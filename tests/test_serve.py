@@ -17,7 +17,7 @@ from tests.conftest import free_port
 
 
 def _cli(*args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "handoff.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "handoff", *args], capture_output=True,
                           text=True, timeout=60, env=_env(), **kw)
 
 
@@ -27,7 +27,7 @@ def _env() -> dict[str, str]:
 
 def _start(data_dir: Path, port: int) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "handoff.cli", "serve", "--data-dir", str(data_dir),
+        [sys.executable, "-m", "handoff", "serve", "--data-dir", str(data_dir),
          "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env=_env())
     deadline = time.monotonic() + 30

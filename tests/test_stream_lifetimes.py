@@ -22,9 +22,9 @@ from aiohttp.test_utils import TestClient
 from handoff.api.events import BLOCK_MS
 from handoff.api.state import DEPS, LIFETIMES
 from handoff.app import create_app
+from handoff.kernel.settings import Settings
 from handoff.services import desktokens
 from handoff.services.deps import Principal
-from handoff.settings import Settings
 from tests.conftest import CLUSTER, AppFactory, Keys
 from tests.test_adapter_rasa import tracker
 from tests.test_backpressure import until_a_stream_opens

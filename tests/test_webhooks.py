@@ -24,9 +24,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from handoff.api.state import DEPS
-from handoff.outbound import Sender
+from handoff.kernel.settings import Settings
+from handoff.runtime.outbound import Sender
 from handoff.services.delivery import backoff_seconds, signature
-from handoff.settings import Settings
 from handoff.store import keys as redis_keys
 from tests.conftest import AppFactory, Keys
 from tests.redis_peek import assert_unchanged, snapshot

@@ -18,11 +18,11 @@ from contextvars import Token
 
 from aiohttp import web
 
-from handoff import logs, metrics
 from handoff.api.paths import shown_path
 from handoff.api.remote import client_address
 from handoff.api.state import PREPARED, PRINCIPAL, REQUEST_ID
-from handoff.masking import mask_text
+from handoff.kernel import logs, metrics
+from handoff.kernel.masking import mask_text
 
 HEADER = "X-Request-ID"
 # What load balancers and tracing headers send (UUIDs, hex trace ids, `Root=1-...` style ids).

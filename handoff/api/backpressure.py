@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import time
 
-from handoff.errors import StoreUnavailable, TooManyRequests
-from handoff.memo import Memo
-from handoff.settings import Settings
+from handoff.kernel.errors import StoreUnavailable, TooManyRequests
+from handoff.kernel.memo import Memo
+from handoff.kernel.settings import Settings
 
 # Operations probes must answer even (especially) when the process is saturated.
 UNLIMITED_PATHS = frozenset({"/healthz", "/readyz"})

@@ -10,7 +10,7 @@ import msgpack
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from handoff.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMediaType
+from handoff.kernel.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMediaType
 
 M = TypeVar("M", bound=BaseModel)
 JSON = "application/json"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from handoff import metrics
 from handoff.api import params
 from handoff.api.bodies import JSON, MSGPACK, encode, parse, render, wants_msgpack
 from handoff.api.routing import Query, Routes
 from handoff.api.state import DEPS, PRINCIPAL, RENDERED_BRIEFS
+from handoff.kernel import metrics
 from handoff.services import brief, conversations, facts
 from schemas.brief import Brief
 from schemas.common import Page

@@ -10,10 +10,10 @@ from aiohttp import web
 from handoff.api.bodies import parse, render
 from handoff.api.routing import Routes
 from handoff.api.state import DEPS, PRINCIPAL, SETTINGS
-from handoff.errors import NotFound
+from handoff.kernel.errors import NotFound
+from handoff.kernel.timefmt import moment
 from handoff.services import desktokens, reask
 from handoff.services.deps import Principal
-from handoff.timefmt import moment
 from schemas.desk import DeskToken, Reask, ReaskCheck, ReaskCheckIn, TokenIn
 
 routes = Routes()

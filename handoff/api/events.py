@@ -8,11 +8,11 @@ from collections.abc import AsyncGenerator, Iterator
 
 from aiohttp import web
 
-from handoff import metrics
 from handoff.api import params
 from handoff.api.routing import Query, Routes
 from handoff.api.state import BACKPRESSURE, CLOSING, DEPS, LIFETIMES, PRINCIPAL, STREAMS
-from handoff.errors import StoreUnavailable
+from handoff.kernel import metrics
+from handoff.kernel.errors import StoreUnavailable
 from handoff.services import audit, events, resolving
 from handoff.services.events import Event, Lifetime
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from handoff import metrics
 from handoff.api import params
 from handoff.api.bodies import parse, render
 from handoff.api.desk import panel_url, token_for
 from handoff.api.remote import client_address
 from handoff.api.routing import Query, Routes
 from handoff.api.state import DEPS, PRINCIPAL
-from handoff.errors import Forbidden, Unprocessable
+from handoff.kernel import metrics
+from handoff.kernel.errors import Forbidden, Unprocessable
 from handoff.services import audit, brief, handoffs
 from schemas.brief import AcceptResult
 from schemas.common import Page

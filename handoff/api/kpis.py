@@ -10,7 +10,7 @@ from handoff.api import params
 from handoff.api.bodies import render
 from handoff.api.routing import Query, Routes
 from handoff.api.state import DEPS, PRINCIPAL
-from handoff.errors import Unprocessable
+from handoff.kernel.errors import Unprocessable
 from handoff.services import kpis
 from schemas.kpis import Bucket, Kpis
 

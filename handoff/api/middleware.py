@@ -17,19 +17,19 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from handoff import logs
 from handoff.api import access, durability
 from handoff.api.access import route_of
 from handoff.api.backpressure import Backpressure
 from handoff.api.state import PRINCIPAL
-from handoff.errors import (
+from handoff.kernel import logs
+from handoff.kernel.errors import (
     HandoffError,
     StoreUnavailable,
     TooManyRequests,
     Unauthorized,
     Unprocessable,
 )
-from handoff.masking import mask_text
+from handoff.kernel.masking import mask_text
 
 log = logs.logger("handoff.api")
 PROBLEM = "application/problem+json"

@@ -7,13 +7,13 @@ from importlib import resources
 
 from aiohttp import web
 
-from handoff import metrics
 from handoff.api import apidocs
 from handoff.api.routing import Routes
 from handoff.api.state import DEPS, OPENAPI, SETTINGS
-from handoff.errors import NotFound, StoreUnavailable, Unauthorized
+from handoff.kernel import metrics
+from handoff.kernel.errors import NotFound, StoreUnavailable, Unauthorized
+from handoff.kernel.settings import SENTINEL_SCHEME
 from handoff.services import kpis
-from handoff.settings import SENTINEL_SCHEME
 from schemas.common import Health
 
 routes = Routes()

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from handoff.api.remote import client_address
 from handoff.api.state import DEPS, PRINCIPAL
-from handoff.errors import Unprocessable
+from handoff.kernel.errors import Unprocessable
 from handoff.services.audit import Viewer
 from handoff.services.privacy import DOT_NAMES
 

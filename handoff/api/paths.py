@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from handoff.logs import redact
+from handoff.kernel.logs import redact
 
 MAX_LENGTH = 120
 # What the service hands out itself (`ho_01M8...`, `cus_01M8...`): they name nothing personal.

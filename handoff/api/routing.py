@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from handoff.api.remote import client_address
 from handoff.api.state import AUTH_FAILURES, BACKPRESSURE, DEPS, PRINCIPAL
-from handoff.errors import Forbidden, Unauthorized, with_article
+from handoff.kernel.errors import Forbidden, Unauthorized, with_article
 from handoff.services import apikeys, desktokens
 from handoff.services.deps import Deps, Principal
 

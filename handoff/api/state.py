@@ -9,12 +9,12 @@ from typing import Any
 from aiohttp import web
 
 from handoff.api.backpressure import Backpressure
-from handoff.memo import Memo
+from handoff.kernel.memo import Memo
+from handoff.kernel.settings import Settings
 from handoff.services.abuse import AuthFailures
 from handoff.services.deps import Deps, Principal
 from handoff.services.events import Lifetimes
 from handoff.services.flags import Lexicon
-from handoff.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 DEPS = web.AppKey("deps", Deps)

@@ -35,7 +35,7 @@ from handoff.client import (
     ProblemError,
     UnauthorizedError,
 )
-from handoff.errors import Unprocessable
+from handoff.kernel.errors import Unprocessable
 from handoff.mcp.gateway import Gateway
 from handoff.mcp.tools import BY_NAME, dumps, tools_for
 from schemas.caller import Caller

@@ -14,8 +14,8 @@ from __future__ import annotations
 import hashlib
 import time
 
-from handoff.errors import TooManyRequests
-from handoff.memo import Memo
+from handoff.kernel.errors import TooManyRequests
+from handoff.kernel.memo import Memo
 from handoff.store import Store
 
 WINDOW_MS = 60_000

@@ -33,13 +33,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from handoff import ids, metrics
-from handoff.errors import NotFound, Unprocessable
+from handoff.kernel import ids, metrics
+from handoff.kernel.errors import NotFound, Unprocessable
+from handoff.kernel.timefmt import iso
 from handoff.services.flags import Hit
 from handoff.store import Store, codec, records
 from handoff.store.alerts import StoredAlert
 from handoff.store.webhooks import Delivery, Owed
-from handoff.timefmt import iso
 from schemas.alerts import Alert
 from schemas.common import Page
 

@@ -11,8 +11,8 @@ import base64
 import hashlib
 import re
 
-from handoff import ids
-from handoff.errors import NotFound, Unauthorized
+from handoff.kernel import ids
+from handoff.kernel.errors import NotFound, Unauthorized
 from handoff.services.deps import Deps, Principal
 from handoff.store import Store
 

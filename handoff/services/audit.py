@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from handoff.errors import NotFound, Unprocessable
+from handoff.kernel.errors import NotFound, Unprocessable
+from handoff.kernel.timefmt import moment
 from handoff.services import identity, resolving
 from handoff.services.deps import Deps, Principal
 from handoff.store.audit import AuditNote
 from handoff.store.kpis import AcceptRider
-from handoff.timefmt import moment
 from schemas.admin import AuditEntry
 from schemas.common import Page
 

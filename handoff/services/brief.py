@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 from typing import Any
 
+from handoff.kernel.timefmt import iso, moment, when
 from handoff.services import audit, handoffs, identity, kpis, resolving, survivors
 from handoff.services.conversations import turn_view
 from handoff.services.deps import Deps, Principal
@@ -20,7 +21,6 @@ from handoff.store import records
 from handoff.store.audit import AuditNote
 from handoff.store.customers import CustomerData, Moved
 from handoff.store.records import VerificationRecord
-from handoff.timefmt import iso, moment, when
 from schemas.brief import (
     Brief,
     CustomerView,

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from handoff import ids
-from handoff.errors import NotFound, StoreUnavailable, TooManyRequests, Unprocessable
+from handoff.kernel import ids
+from handoff.kernel.errors import NotFound, StoreUnavailable, TooManyRequests, Unprocessable
 from handoff.services import identity, merging, resolving, survivors, writes
 from handoff.services.deps import Deps, Principal
 from handoff.store.records import CustomerWrite

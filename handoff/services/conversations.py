@@ -6,8 +6,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from handoff import logs
-from handoff.errors import Forbidden, NotFound, Unprocessable
+from handoff.kernel import logs
+from handoff.kernel.errors import Forbidden, NotFound, Unprocessable
+from handoff.kernel.timefmt import moment, to_ms
 from handoff.services import alerts, audit, reask, resolving, writes
 from handoff.services.deps import Deps, Principal
 from handoff.services.facts import add_facts
@@ -17,7 +18,6 @@ from handoff.services.privacy import Privacy, refuse_card_numbers
 from handoff.store import records
 from handoff.store.customers import Gone, Moved, Written
 from handoff.store.records import CustomerWrite, TurnRecord
-from handoff.timefmt import moment, to_ms
 from schemas.common import Page
 from schemas.conversations import AppendResult, AppendTurns, Turn
 

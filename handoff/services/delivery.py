@@ -18,12 +18,12 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from handoff import logs
-from handoff.errors import HandoffError
+from handoff.kernel import logs
+from handoff.kernel.errors import HandoffError
+from handoff.kernel.timefmt import iso
 from handoff.services import events
 from handoff.services.deps import Deps
 from handoff.store.webhooks import Delivery
-from handoff.timefmt import iso
 
 log = logs.logger("handoff.webhooks")
 USER_AGENT = "handoff-webhooks/1"

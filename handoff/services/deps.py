@@ -6,12 +6,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from handoff.memo import Memo
+from handoff.kernel.memo import Memo
+from handoff.kernel.settings import Settings
 from handoff.services.known import KnownConversations
 from handoff.services.outbox import Outbox
 from handoff.services.privacy import Privacy
 from handoff.services.reask_detector import Detector
-from handoff.settings import Settings
 from handoff.store import Store
 from schemas.brief import Brief
 

@@ -17,7 +17,7 @@ import hmac
 import json
 from typing import Any
 
-from handoff.errors import Unauthorized
+from handoff.kernel.errors import Unauthorized
 from handoff.services import apikeys
 from handoff.services.deps import Deps, Principal
 

@@ -9,13 +9,13 @@ from collections.abc import AsyncGenerator, Awaitable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from handoff import logs
-from handoff.errors import BadRequest, HandoffError
+from handoff.kernel import logs
+from handoff.kernel.errors import BadRequest, HandoffError
+from handoff.kernel.timefmt import iso
 from handoff.services.conversations import turn_view
 from handoff.services.deps import Deps, Principal
 from handoff.store import records
 from handoff.store.codec import StreamEntry
-from handoff.timefmt import iso
 
 EVENT_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 TIME_FIELDS = ("at", "ts", "verified_at", "expires_at", "started_at")

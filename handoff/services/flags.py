@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from handoff.settings import Settings
+from handoff.kernel.settings import Settings
 
 HUMAN_TERM = "repeated request for a human"
 # Tenants whose merged alert rules are kept worked out (they are only read on a flagged turn).

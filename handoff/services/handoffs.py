@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Coroutine
 from typing import Any
 
-from handoff import ids, logs, metrics
-from handoff.errors import Conflict, NotFound, Unprocessable
+from handoff.kernel import ids, logs, metrics
+from handoff.kernel.errors import Conflict, NotFound, Unprocessable
+from handoff.kernel.timefmt import iso
 from handoff.services import continuations, resolving, writes
 from handoff.services.deps import Deps, Principal
 from handoff.store.records import CustomerWrite
-from handoff.timefmt import iso
 from schemas.common import Page
 from schemas.handoffs import HandBackIn, Handoff, HandoffIn
 

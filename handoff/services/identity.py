@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import phonenumbers
 from pydantic import ValidationError
 
-from handoff.errors import Forbidden, NotFound, Unprocessable, with_article
-from handoff.masking import mask_text
+from handoff.kernel.errors import Forbidden, NotFound, Unprocessable, with_article
+from handoff.kernel.masking import mask_text
 from handoff.services.privacy import Privacy, display_mask
 from schemas.common import CustomerRef, Identity
 

@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
+from handoff.kernel.timefmt import when
 from handoff.services import apikeys
 from handoff.services.deps import Deps, Principal
 from handoff.services.privacy import refuse_card_numbers
-from handoff.timefmt import when
 from schemas.admin import ApiKey, KeyIn, NewKey, RotateIn
 
 

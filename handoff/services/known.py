@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from handoff.memo import Memo
+from handoff.kernel.memo import Memo
 from handoff.store import Store
 from handoff.store.customers import INDEX
 from schemas.conversations import AppendTurns

@@ -12,12 +12,12 @@ import asyncio
 from collections import Counter
 from datetime import datetime
 
-from handoff import metrics
-from handoff.errors import StoreUnavailable, Unprocessable
+from handoff.kernel import metrics
+from handoff.kernel.errors import StoreUnavailable, Unprocessable
+from handoff.kernel.timefmt import moment, to_ms
 from handoff.services import alerts
 from handoff.services.deps import Deps, Principal
 from handoff.store.kpis import DAY_MS, HOUR_MS, AcceptFigures, AcceptRider, BucketData
-from handoff.timefmt import moment, to_ms
 from schemas.brief import JourneyStep
 from schemas.handoffs import Handoff
 from schemas.kpis import Bucket, FactFigures, KpiBucket, KpiFigures, Kpis

@@ -23,8 +23,8 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from handoff import ids, logs, metrics
-from handoff.memo import Memo
+from handoff.kernel import ids, logs, metrics
+from handoff.kernel.memo import Memo
 from handoff.services import alerts
 from handoff.store import Store, codec
 from handoff.store.customers import Moved, OutboxEntries, Written

@@ -9,9 +9,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from handoff.errors import Unprocessable
-from handoff.masking import card_numbers, has_card_number, has_digit, mask_text
-from handoff.settings import Settings
+from handoff.kernel.errors import Unprocessable
+from handoff.kernel.masking import card_numbers, has_card_number, has_digit, mask_text
+from handoff.kernel.settings import Settings
 
 M = TypeVar("M", bound=BaseModel)
 

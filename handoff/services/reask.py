@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from handoff import metrics
+from handoff.kernel import metrics
 from handoff.services import identity, kpis, resolving, writes
 from handoff.services.deps import Deps, Principal
 from handoff.services.reask_detector import TURN_CHARS, Hit, Known

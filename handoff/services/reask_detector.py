@@ -11,7 +11,7 @@ import re
 from bisect import bisect_right
 from dataclasses import dataclass
 
-from handoff.settings import ReaskTopic
+from handoff.kernel.settings import ReaskTopic
 
 # A sentence ends at . ? ! ; followed by a space or the end, so "sam.lee@example.co.uk" stays
 # whole and "was...?" is one question.

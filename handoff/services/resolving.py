@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from handoff import ids, logs
-from handoff.errors import NotFound, Unprocessable
+from handoff.kernel import ids, logs
+from handoff.kernel.errors import NotFound, Unprocessable
 from handoff.services import identity, merging, survivors
 from handoff.services.deps import Deps, Principal
 from handoff.store.records import CustomerWrite

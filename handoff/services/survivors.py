@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from handoff.errors import NotFound
+from handoff.kernel.errors import NotFound
 from handoff.services.deps import Deps
 from handoff.store import records
 from handoff.store.customers import Moved

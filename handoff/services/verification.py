@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from handoff.kernel.timefmt import moment
 from handoff.services import identity, merging, resolving, survivors, writes
 from handoff.services.deps import Deps, Principal
 from handoff.store.records import CustomerWrite, VerificationRecord
-from handoff.timefmt import moment
 from schemas.verification import VerifyIn, VerifyResult
 
 

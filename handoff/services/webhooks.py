@@ -8,12 +8,12 @@ import secrets
 from typing import Any
 from urllib.parse import urlsplit
 
-from handoff import ids
-from handoff.errors import Conflict, NotFound, Unprocessable
+from handoff.kernel import ids
+from handoff.kernel.errors import Conflict, NotFound, Unprocessable
+from handoff.kernel.timefmt import moment, when
 from handoff.services.deps import Deps, Principal
 from handoff.services.privacy import refuse_card_numbers
 from handoff.store.webhooks import Delivery
-from handoff.timefmt import moment, when
 from schemas.common import Page
 from schemas.webhooks import DeadLetter, NewWebhook, Redelivery, Webhook, WebhookIn
 
@@ -66,7 +66,7 @@ def check_destination(url: str, *, allow_private: bool) -> None:
     """Refuse URLs that name this network rather than a receiver on the internet.
 
     Names are checked again, address by address, each time a delivery resolves them (see
-    `handoff.outbound`): a name that resolves to a private address today is refused then.
+    `handoff.runtime.outbound`): a name that resolves to a private address today is refused then.
     """
     if allow_private:
         return

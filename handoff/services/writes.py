@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from handoff.errors import NotFound
+from handoff.kernel.errors import NotFound
 from handoff.services import survivors
 from handoff.services.alerts import Candidate
 from handoff.services.deps import Deps

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from handoff.memo import Memo
+from handoff.kernel.memo import Memo
 from handoff.store import codec, keys
 from handoff.store.connection import Client, map_exceptions
 from handoff.store.keys import Digester

@@ -24,8 +24,8 @@ from redis.exceptions import MasterDownError, ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from handoff.errors import StoreUnavailable
-from handoff.settings import SENTINEL_SCHEME
+from handoff.kernel.errors import StoreUnavailable
+from handoff.kernel.settings import SENTINEL_SCHEME
 from handoff.store.multiplex import Multiplexed
 
 Client = Redis | RedisCluster | Multiplexed

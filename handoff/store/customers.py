@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from handoff.memo import Memo
+from handoff.kernel.memo import Memo
 from handoff.store import codec, keys, records, scripts
 from handoff.store.audit import AUDIT_COMMANDS, AuditNote, AuditTrail
 from handoff.store.codec import StreamEntry

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from handoff.memo import Memo
+from handoff.kernel.memo import Memo
 from handoff.store import keys
 from handoff.store.connection import Client, map_exceptions
 from handoff.store.operations import operations

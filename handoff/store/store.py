@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from handoff.errors import StoreUnavailable
+from handoff.kernel.errors import StoreUnavailable
 from handoff.store import keys, kpis
 from handoff.store.access import Access
 from handoff.store.alerts import AlertStore

@@ -44,7 +44,7 @@ def _env() -> dict[str, str]:
 
 def mint_key(data_dir: Path, role: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "handoff.cli", "keys", "create", "--tenant", "acme",
+        [sys.executable, "-m", "handoff", "keys", "create", "--tenant", "acme",
          "--role", role, "--data-dir", str(data_dir)],
         capture_output=True, text=True, timeout=120, env=_env(), check=True)
     return done.stdout.strip().splitlines()[-1]
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     url = f"http://{HOST}:{port}"
     log = (root / "serve.log").open("wb")
     server = subprocess.Popen(
-        [sys.executable, "-m", "handoff.cli", "serve", "--data-dir", str(root / "data"),
+        [sys.executable, "-m", "handoff", "serve", "--data-dir", str(root / "data"),
          "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=_env())
     total_cases = total_failures = 0
     failed_runs: list[str] = []

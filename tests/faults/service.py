@@ -78,7 +78,7 @@ async def service_on_its_own_redis(tmp_path: Path
 def mint_key(redis_url: str, role: str, tenant: str = "acme") -> str:
     """A new API key, minted by the CLI in the same store the service uses."""
     done = subprocess.run(
-        [sys.executable, "-m", "handoff.cli", "keys", "create", "--tenant", tenant,
+        [sys.executable, "-m", "handoff", "keys", "create", "--tenant", tenant,
          "--role", role], capture_output=True, text=True, timeout=60, env=_env(redis_url),
         check=True)
     return done.stdout.strip().splitlines()[-1]
@@ -108,7 +108,7 @@ class Service:
     def start(self, timeout: float = 30.0) -> None:
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "handoff.cli", "serve", "--host", HOST,
+            [sys.executable, "-m", "handoff", "serve", "--host", HOST,
              "--port", str(self.port), *self.args], stdout=self._log, stderr=subprocess.STDOUT,
             env=_env(self.redis_url, self.extra_env))
         deadline = time.monotonic() + timeout

@@ -20,9 +20,9 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from handoff.kernel.settings import Settings
 from handoff.services.delivery import Unreachable
 from handoff.services.webhooks import public_address
-from handoff.settings import Settings
 
 
 class PublicResolver(AbstractResolver):

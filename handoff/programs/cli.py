@@ -12,21 +12,22 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from handoff import logs, serving
 from handoff.app import create_app
 from handoff.client import ClientError, HandoffClient
-from handoff.doctor import examine
-from handoff.embedded import EmbeddedRedis
-from handoff.errors import HandoffError, NotFound
-from handoff.localstore import command_store, open_store, store_for
+from handoff.kernel import logs
+from handoff.kernel.errors import HandoffError, NotFound
+from handoff.kernel.settings import Settings
+from handoff.kernel.timefmt import iso
+from handoff.programs.doctor import examine
+from handoff.programs.localstore import command_store, open_store, store_for
+from handoff.programs.terminal import brief_text, event_line
+from handoff.runtime import serving
+from handoff.runtime.embedded import EmbeddedRedis
+from handoff.runtime.workers import supervise
 from handoff.services import apikeys
-from handoff.settings import Settings
 from handoff.store import Store
 from handoff.store.connection import connect, sentinel_target
 from handoff.store.diagnostics import SentinelFacts, ServerFacts, sentinel_facts, server_facts
-from handoff.terminal import brief_text, event_line
-from handoff.timefmt import iso
-from handoff.workers import supervise
 from schemas.brief import Brief
 
 
@@ -115,7 +116,7 @@ def _key_line(record: dict[str, str]) -> str:
 
 
 def demo(args: argparse.Namespace) -> int:
-    from handoff.demo import run
+    from handoff.programs.demo import run
 
     return run(_settings(args), url=args.url)
 

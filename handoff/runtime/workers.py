@@ -17,9 +17,9 @@ import tempfile
 import threading
 from types import FrameType
 
-from handoff import logs, metrics
+from handoff.kernel import logs, metrics
 
-log = logs.logger("handoff.workers")
+log = logs.logger("handoff.runtime.workers")
 RESTART_PAUSE = 1.0
 
 
@@ -34,7 +34,7 @@ def supervise(count: int, argv: list[str], redis_url: str) -> int:
 
 
 def _supervise(count: int, argv: list[str], env: dict[str, str], shared: str) -> int:
-    command = [sys.executable, "-m", "handoff.cli", "serve", "--reuse-port", *argv]
+    command = [sys.executable, "-m", "handoff", "serve", "--reuse-port", *argv]
     workers = [subprocess.Popen(command, env=env) for _ in range(count)]
     stopping = threading.Event()
 

@@ -83,7 +83,7 @@ DEFAULT_REASK_TOPICS: dict[str, ReaskTopic] = {
 
 
 class Settings(BaseSettings):
-    """Every knob of the service; docs/configuration.md lists them (handoff.configdoc)."""
+    """Every knob of the service; docs/configuration.md lists them (handoff.programs.configdoc)."""
 
     model_config = SettingsConfigDict(env_prefix="HANDOFF_", extra="ignore")
 

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import orjson
 
-from handoff.masking import mask_text
+from handoff.kernel.masking import mask_text
 
 LogFormat = Literal["auto", "json", "text"]
 # aiohttp logs under these names, and neither they nor their records pass any of ours.

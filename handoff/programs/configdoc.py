@@ -1,4 +1,4 @@
-"""`python -m handoff.configdoc > docs/configuration.md`: every setting, from Settings itself."""
+"""`python -m handoff.programs.configdoc > docs/configuration.md`: every setting, from Settings."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from typing import Any
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined, to_jsonable_python
 
-from handoff.settings import Settings
+from handoff.kernel.settings import Settings
 
 HEADER = """# Configuration
 
-Generated from `handoff/settings.py` by `python -m handoff.configdoc > docs/configuration.md`;
+Generated from `handoff/kernel/settings.py` by
+`python -m handoff.programs.configdoc > docs/configuration.md`;
 a test fails when the two differ. Every setting is an environment variable with the prefix
 `HANDOFF_`; lists and maps are JSON (`HANDOFF_TENANT_RETENTION_DAYS='{"acme": 7}'`).
 `handoff serve --host/--port/--data-dir` override their variables.

@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager, nullcontext
 from urllib.parse import urlsplit, urlunsplit
 
-from handoff.embedded import EmbeddedRedis
+from handoff.kernel.settings import Settings
+from handoff.runtime.embedded import EmbeddedRedis
 from handoff.services import apikeys
-from handoff.settings import Settings
 from handoff.store import Store
 from handoff.store.connection import connect
 

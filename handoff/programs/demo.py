@@ -17,11 +17,11 @@ from aiohttp import web
 from handoff.api.state import DEPS
 from handoff.app import create_app
 from handoff.client import HandoffClient
-from handoff.embedded import EmbeddedRedis
-from handoff.localstore import command_store, create_key
+from handoff.kernel.settings import Settings
+from handoff.programs.localstore import command_store, create_key
+from handoff.programs.terminal import brief_text, handoff_line
+from handoff.runtime.embedded import EmbeddedRedis
 from handoff.services import apikeys
-from handoff.settings import Settings
-from handoff.terminal import brief_text, handoff_line
 from schemas.brief import AcceptResult
 
 

@@ -1,0 +1,1 @@
+"""What every layer may use: errors, ids, settings, logs, metrics, masking, time."""

@@ -1,0 +1,1 @@
+"""The command line: `handoff serve|keys|demo|doctor|context|tail|mcp` and their helpers."""

@@ -1,0 +1,1 @@
+"""Running the service: the HTTP server, worker processes, the embedded Redis, outbound sockets."""
