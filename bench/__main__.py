@@ -25,11 +25,11 @@ from typing import TypeVar
 import aiohttp
 import redis
 
-from bench import baselines, growth, scenarios
+from bench import baselines, growth, roundtrips, scenarios
 from bench.cpu import QUIET_CORES, CpuMeter
 from bench.machine import facts
 from bench.plan import FULL, QUICK, Plan
-from bench.report import render
+from bench.report import render, targets
 from bench.results import Results
 from bench.scenarios import Bench
 from bench.seed import Api, member, mint_keys, session
@@ -122,6 +122,10 @@ def measure_all(bench: Bench, results: Results) -> None:
     if seeded is None:
         return
     s = seeded  # a name the lambdas below can close over with its narrowed type
+    # First, while the service is idle: requests one at a time, Redis's counters around each.
+    results.round_trips = stage(bench, "round trips", lambda: roundtrips.measure(
+        bench, append_name=APPEND, brief_id=s.brief, brief_etag=s.brief_etag,
+        handoff_pool=s.handoff_pool, requests=bench.plan.round_trip_requests)) or []
     for name, step in (
         ("brief", lambda: scenarios.brief(bench, s.brief, bench.plan.brief_history,
                                           s.brief_bytes)),
@@ -209,6 +213,10 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report)
     print(f"wrote {args.out} in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    verdicts = [t for t in targets(results) if t.met is not None]
+    missed = [t.name for t in verdicts if not t.met]
+    print(f"targets: {len(verdicts) - len(missed)} of {len(verdicts)} measured met"
+          + (f"; missed: {'; '.join(missed)}" if missed else ""), file=sys.stderr)
     return 1 if results.problems else 0
 
 

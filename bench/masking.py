@@ -11,6 +11,7 @@ the same machine.
 from __future__ import annotations
 
 import argparse
+import importlib
 import random
 import sys
 import time
@@ -61,9 +62,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.tree:
         sys.path.insert(0, args.tree)
-    from handoff.services.masking import mask_text
+    try:
+        mask_text = importlib.import_module("handoff.kernel.masking").mask_text
+    except ModuleNotFoundError:  # a checkout from before masking moved out of the services
+        mask_text = importlib.import_module("handoff.services.masking").mask_text
+    from handoff.kernel.settings import Settings
     from handoff.services.privacy import Privacy
-    from handoff.settings import Settings
 
     privacy = Privacy(Settings(redis_url="redis://unused"), lambda value: value)
     print(f"{'typical turn text':24s} {'mask_text':>12s} {'Privacy.mask':>14s}")

@@ -23,6 +23,7 @@ class Plan:
     many_turns: int
     seed_concurrency: int
     quiet_wait: float        # before each figure, wait up to this long for a quiet machine
+    round_trip_requests: int  # requests of each kind whose Redis round trips are counted
     budget_seconds: int      # a watchdog stops everything past this, whatever hangs
 
     @property
@@ -34,10 +35,10 @@ FULL = Plan(quick=False, warmup=2, seconds=10, seconds_c8=10, growth_warmup=1,
             growth_seconds=5, growth_points=(10, 1_000, 100_000), brief_history=60,
             handoff_customers=256, fanout_subscribers=100, fanout_seconds=4,
             fanout_interval=0.05, many_customers=100_000, many_turns=20, seed_concurrency=64,
-            quiet_wait=60, budget_seconds=3600)
+            quiet_wait=60, round_trip_requests=21, budget_seconds=3600)
 
 QUICK = Plan(quick=True, warmup=1, seconds=1, seconds_c8=1, growth_warmup=1, growth_seconds=1,
              growth_points=(10, 5_000), brief_history=60, handoff_customers=64,
              fanout_subscribers=100, fanout_seconds=1.5, fanout_interval=0.05,
              many_customers=0, many_turns=20, seed_concurrency=64, quiet_wait=0,
-             budget_seconds=120)
+             round_trip_requests=5, budget_seconds=120)

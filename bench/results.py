@@ -47,6 +47,14 @@ class ManyCustomers:
     breakdown: dict[str, int]    # one customer's keys: name -> MEMORY USAGE bytes
 
 
+@dataclass(frozen=True)
+class RoundTrips:
+    kind: str                # append, brief, 304, create, accept
+    round_trips: float       # Redis reads of what the service wrote, per request (median)
+    commands: float          # commands Redis ran, scripts' own included, per request (median)
+    requests: int
+
+
 @dataclass
 class Results:
     facts: dict[str, str]
@@ -54,6 +62,7 @@ class Results:
     growth: list[GrowthPoint] = field(default_factory=list)
     memory: list[MemoryPoint] = field(default_factory=list)
     many: ManyCustomers | None = None
+    round_trips: list[RoundTrips] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     def figure(self, key: str) -> Figure | None:
