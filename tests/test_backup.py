@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 import redis
 
+from handoff.runtime.embedded import EmbeddedRedis
 from tests.conftest import CLUSTER, free_port
 from tests.faults.service import Service, mint_key, transcript_ids
 
@@ -25,7 +26,7 @@ TS = "2026-11-23T10:02:00Z"
 
 def copy_while_running(data_dir: Path, backup_dir: Path) -> float:
     """The documented procedure, step by step; answers when the copy began (monotonic)."""
-    server = redis.Redis(unix_socket_path=str(data_dir / "redis.sock"))
+    server = redis.Redis(unix_socket_path=str(EmbeddedRedis(data_dir).socket_path))
     try:
         # 1. No rewrite may start during the copy (it would replace the files under it).
         before = server.config_get("auto-aof-rewrite-percentage")["auto-aof-rewrite-percentage"]
@@ -67,7 +68,7 @@ async def test_a_copy_taken_while_serving_restores_every_turn_acknowledged_befor
                        args=("--data-dir", str(backup)))
     try:
         await asyncio.to_thread(serving.start)
-        socket_url = f"unix://{live / 'redis.sock'}"
+        socket_url = EmbeddedRedis(live).url
         bot, agent = [{"Authorization": "Bearer " + await asyncio.to_thread(
             mint_key, socket_url, role)} for role in ("bot", "agent")]
         acked: list[tuple[float, str]] = []

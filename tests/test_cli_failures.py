@@ -20,6 +20,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from handoff.programs.demo import scenario
+from handoff.runtime.embedded import EmbeddedRedis
 from tests.conftest import Keys, RedisServer, free_port
 from tests.test_serve import _socket_answers, _stop
 
@@ -94,7 +95,7 @@ def test_a_second_serve_on_a_busy_port_says_so_in_one_line_and_exits_1(
         f"choose another with --port {port + 1} or HANDOFF_PORT={port + 1}"]
     assert second.stdout == ""
     # Nothing was started for a server that could not listen.
-    assert not _socket_answers(tmp_path / "second" / "redis.sock")
+    assert not _socket_answers(EmbeddedRedis(tmp_path / "second").socket_path)
 
 
 def test_a_host_that_is_not_this_machines_is_named_in_one_line(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from handoff.runtime.embedded import EmbeddedRedis
 from tests.conftest import free_port
 
 
@@ -80,7 +81,7 @@ def test_serve_keeps_acknowledged_turns_across_a_restart_and_exits_cleanly(
     finally:
         assert _stop(server) == 0
     # The embedded server went with it.
-    assert not _socket_answers(data / "redis.sock")
+    assert not _socket_answers(EmbeddedRedis(data).socket_path)
 
     server = _start(data, port)
     try:
@@ -110,3 +111,15 @@ def test_keys_create_prints_the_key_last_and_rejects_a_bad_role(tmp_path: Path) 
     bad = _cli("keys", "create", "--tenant", "acme", "--role", "root",
                "--data-dir", str(tmp_path / "d"))
     assert bad.returncode != 0
+
+
+def test_a_data_folder_too_deep_for_a_unix_socket_still_serves(tmp_path: Path) -> None:
+    """sun_path is ~104 bytes: a deep folder's socket moves to the temp folder, found by every
+    process from the folder alone, and goes with the server."""
+    deep = tmp_path / ("nested-" * 8) / ("deeper-" * 8) / "handoff-data"
+    embedded = EmbeddedRedis(deep)
+    assert len(str(deep / "redis.sock")) > 100 and embedded.socket_path.parent != deep
+    with embedded:
+        assert _socket_answers(EmbeddedRedis(deep).socket_path)
+        assert (deep / "appendonlydir").is_dir()
+    assert not _socket_answers(embedded.socket_path)

@@ -265,7 +265,7 @@
     for (const f of brief.flags) {
       const text = f.kind === 'reask'
         ? `Re-asked: ${f.term.replace(/_/g, ' ')} ("${f.phrase || f.term}", turn ${f.turn_id})`
-        : `${f.kind}: ${f.term}${f.count > 1 ? ` (${f.count} times)` : ''}` +
+        : `${f.category || f.kind}: ${f.term}${f.count > 1 ? ` (${f.count} times)` : ''}` +
           (f.turn_id ? ` (turn ${f.turn_id})` : '');
       list.append(el('li', { class: `flag ${f.kind}`, text }));
     }
@@ -289,7 +289,7 @@
       ` ${turn.role}`),
     el('span', { class: 't-text', text: turn.text }));
     for (const f of flags) {
-      item.append(el('span', { class: 't-flag', text: `\u26a0 ${f.kind}: ${f.term}` }));
+      item.append(el('span', { class: 't-flag', text: `\u26a0 ${f.category || f.kind}: ${f.term}` }));
     }
     list.append(item);
     if (live) scrollTurns();

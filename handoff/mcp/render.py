@@ -92,7 +92,7 @@ def _head(brief: Brief) -> list[str]:
             for j in brief.journey[-MAX_ITEMS:]), LINE_CHARS))
     if brief.flags:
         lines.append(_clip("Flags: " + "; ".join(
-            f"{f.kind}: {_clip(f.term, 60)}" + (f" x{f.count}" if f.count > 1 else "")
+            f"{f.category or f.kind}: {_clip(f.term, 60)}" + (f" x{f.count}" if f.count > 1 else "")
             for f in brief.flags[:MAX_ITEMS]), LINE_CHARS))
     for h in brief.handoffs[:5]:
         lines.append(f"Hand-off {h.id} {h.status} queue {h.queue} priority {h.priority} "

@@ -64,7 +64,7 @@ def brief_text(brief: Brief, *, now: datetime) -> str:
         lines.append(f"Summary: {brief.summary}")
     if brief.flags:
         lines.append("Flags: " + "; ".join(
-            f"{f.kind}: {f.term}" + (f" (turn {f.turn_id})" if f.turn_id else "")
+            f"{f.category or f.kind}: {f.term}" + (f" (turn {f.turn_id})" if f.turn_id else "")
             for f in brief.flags))
     open_handoffs = [h for h in brief.handoffs if h.status in ("pending", "accepted")]
     if open_handoffs:

