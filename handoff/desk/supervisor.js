@@ -221,7 +221,7 @@
     const flags = $('flags');
     flags.textContent = '';
     for (const f of brief.flags) {
-      flags.append(el('li', { text: `${f.kind}: ${f.term}` +
+      flags.append(el('li', { text: `${f.category || f.kind}: ${f.term}` +
         (f.count > 1 ? ` (${f.count} times)` : '') + (f.turn_id ? ` (turn ${f.turn_id})` : '') }));
     }
     $('flags-box').hidden = !brief.flags.length;
