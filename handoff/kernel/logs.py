@@ -233,6 +233,11 @@ def configure(level: str, fmt: LogFormat = "text") -> None:
     """
     for name in AIOHTTP_LOGGERS:
         logger(name)
+    # Neither format shows the caller's file, thread or process, and a busy server writes a
+    # line per request: the logging HOWTO's "Optimization" switches spare each record finding
+    # them (a stack walk and three lookups).
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    logging._srcfile = None
     if fmt == "auto":
         fmt = "text" if sys.stderr.isatty() else "json"
     handler = BatchedStream()
