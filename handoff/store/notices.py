@@ -20,7 +20,7 @@ class Notices:
         self.client: Any = client
         self.blocking: Any = blocking
         self._memos: dict[str, Memo[str, Any]] = {}
-        self._listeners: dict[str, Callable[[list[str]], None]] = {}
+        self._listeners: dict[str, list[Callable[[list[str]], None]]] = {}
 
     def drop_from(self, kind: str, memo: Memo[str, Any]) -> None:
         """Drop the names a notice of `kind` gives from `memo`."""
@@ -28,7 +28,7 @@ class Notices:
 
     def listen(self, kind: str, callback: Callable[[list[str]], None]) -> None:
         """Also hand notices of `kind` (from any process, this one included) to `callback`."""
-        self._listeners[kind] = callback
+        self._listeners.setdefault(kind, []).append(callback)
 
     async def invalidate(self, kind: str, names: list[str]) -> None:
         """Drop remembered entries here and, through the invalidation stream, everywhere."""
@@ -43,8 +43,8 @@ class Notices:
             for name in names:
                 memo.drop(name)
         # After the memo is dropped: a listener re-reading the key must see it as it is now.
-        if kind in self._listeners:
-            self._listeners[kind](names)
+        for callback in self._listeners.get(kind, ()):
+            callback(names)
 
     async def follow_invalidations(self) -> None:
         """Apply other processes' invalidations as they come (run as a background task)."""
