@@ -17,7 +17,8 @@ from handoff.services.deps import Principal
 from schemas.desk import DeskToken, Reask, ReaskCheck, ReaskCheckIn, TokenIn
 
 routes = Routes()
-ASSETS = {"index.html": "text/html", "desk.js": "text/javascript", "desk.css": "text/css",
+ASSETS = {"index.html": "text/html", "panel.js": "text/javascript", "desk.js": "text/javascript",
+          "desk.css": "text/css",
           "supervisor.html": "text/html", "supervisor.js": "text/javascript",
           "supervisor.css": "text/css"}
 # Served when the package has them: the supervisor view loads its effort charts from here.

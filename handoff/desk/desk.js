@@ -7,10 +7,7 @@
 
 (() => {
   const $ = (id) => document.getElementById(id);
-  const fragment = new URLSearchParams(location.hash.slice(1));
-  const token = fragment.get('token') || '';
-  const METHODS = { pin: 'PIN', otp: 'one-time code', kba: 'security questions',
-    voice_biometrics: 'voice print', document: 'document', agent: 'an agent', other: 'other' };
+  const { fragment, token, METHODS, el, claims, clock } = window.handoffPanel;
   const CHANNELS = { voice: 'IVR', chat: 'chat', sms: 'SMS', email: 'email', social: 'social',
     other: 'other' };
   const QUEUE_EVENTS = ['handoff.requested', 'handoff.accepted', 'handoff.resolved',
@@ -23,39 +20,12 @@
 
   // -- small helpers -------------------------------------------------------------------------
 
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v === null || v === undefined || v === false) continue;
-      if (k === 'class') node.className = v;
-      else if (k === 'text') node.textContent = v;
-      else node.setAttribute(k, v === true ? '' : String(v));
-    }
-    for (const c of children) if (c !== null && c !== undefined) node.append(c);
-    return node;
-  }
-
-  function claims(t) {
-    try {
-      const payload = t.slice(3).split('.')[0].replace(/-/g, '+').replace(/_/g, '/');
-      const [tenant, agent, , expires] = JSON.parse(atob(payload));
-      return { tenant, agent, expires: expires * 1000 };
-    } catch (e) {
-      return null;
-    }
-  }
-
   function minutes(ms) {
     const m = Math.round(Math.abs(ms) / 60000);
     if (m < 1) return 'under a minute';
     if (m < 90) return `${m} min`;
     const h = Math.round(m / 60);
     return h < 48 ? `${h} h` : `${Math.round(h / 24)} days`;
-  }
-
-  function clock(iso) {
-    const d = new Date(iso);
-    return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', hour12: false });
   }
 
   function channelName(channel) { return CHANNELS[channel] || channel || 'other'; }
@@ -490,7 +460,7 @@
         : { reason: 'missing', detail: 'Open the panel with the link your desk gives you.' });
       return;
     }
-    state.agent = who.agent;
+    state.agent = who.name;
     state.expires = who.expires;
     $('reply').addEventListener('submit', send);
     $('close').addEventListener('submit', (event) => event.preventDefault());
@@ -508,7 +478,7 @@
     } catch (e) {
       return;
     }
-    $('who').textContent = `Signed in as ${who.agent} (${who.tenant}), until ${clock(who.expires)}`;
+    $('who').textContent = `Signed in as ${who.name} (${who.tenant}), until ${clock(who.expires)}`;
     $('app').hidden = false;
     stream('/v1/handoffs/events', QUEUE_EVENTS, () => loadQueue().catch(() => {}));
     if (fragment.get('handoff')) await openHandoff(fragment.get('handoff'));

@@ -45,7 +45,7 @@
       'from an alert to a supervisor seeing to it'],
   ];
 
-  const token = new URLSearchParams(location.hash.slice(1)).get('token') || '';
+  const { token } = window.handoffPanel;
   let timer = 0;
 
   function el(tag, attrs, ...children) {

@@ -8,40 +8,11 @@
 
 (() => {
   const $ = (id) => document.getElementById(id);
-  const token = new URLSearchParams(location.hash.slice(1)).get('token') || '';
+  const { token, METHODS, el, claims, clock } = window.handoffPanel;
   const CHANNELS = { voice: 'phone', chat: 'chat', sms: 'SMS', email: 'email', social: 'social',
     other: 'other' };
-  const METHODS = { pin: 'PIN', otp: 'one-time code', kba: 'security questions',
-    voice_biometrics: 'voice print', document: 'document', agent: 'an agent', other: 'other' };
   const state = { alerts: [], stream: null, failed: false, expires: 0, brief: null,
     flaggedTurn: null };
-
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v === null || v === undefined || v === false) continue;
-      if (k === 'class') node.className = v;
-      else if (k === 'text') node.textContent = v;
-      else node.setAttribute(k, v === true ? '' : String(v));
-    }
-    for (const c of children) if (c !== null && c !== undefined) node.append(c);
-    return node;
-  }
-
-  function claims(t) {
-    try {
-      const payload = t.slice(3).split('.')[0].replace(/-/g, '+').replace(/_/g, '/');
-      const [tenant, who, , expires] = JSON.parse(atob(payload));
-      return { tenant, who, expires: expires * 1000 };
-    } catch (e) {
-      return null;
-    }
-  }
-
-  function clock(iso) {
-    return new Date(iso).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit',
-      hour12: false });
-  }
 
   function ago(iso) {
     const m = Math.round((Date.now() - new Date(iso).getTime()) / 60000);
@@ -269,7 +240,7 @@
     } catch (e) {
       return;
     }
-    $('who').textContent = `Signed in as ${who.who} (${who.tenant}), until ${clock(who.expires)}`;
+    $('who').textContent = `Signed in as ${who.name} (${who.tenant}), until ${clock(who.expires)}`;
     $('app').hidden = false;
     follow();
     setInterval(() => {
