@@ -7,7 +7,7 @@
 
 (() => {
   const $ = (id) => document.getElementById(id);
-  const { fragment, token, METHODS, el, claims, clock } = window.handoffPanel;
+  const { fragment, token, METHODS, el, claims, clock, showProblem } = window.handoffPanel;
   const CHANNELS = { voice: 'IVR', chat: 'chat', sms: 'SMS', email: 'email', social: 'social',
     other: 'other' };
   const QUEUE_EVENTS = ['handoff.requested', 'handoff.accepted', 'handoff.resolved',
@@ -32,19 +32,7 @@
 
   // -- talking to the service ----------------------------------------------------------------
 
-  async function api(method, path, body) {
-    const headers = { Authorization: `Bearer ${token}`, Accept: 'application/json' };
-    if (body !== undefined) headers['Content-Type'] = 'application/json';
-    const response = await fetch(path, { method, headers, cache: 'no-store',
-      body: body === undefined ? undefined : JSON.stringify(body) });
-    let data = null;
-    try { data = await response.json(); } catch (e) { data = null; }
-    if (response.status === 401) {
-      fail(data || {});
-      throw new Error('unauthorized');
-    }
-    return { status: response.status, data };
-  }
+  const api = window.handoffPanel.caller((problem) => fail(problem));
 
   function stream(path, types, onEvent, onOpen) {
     const sep = path.includes('?') ? '&' : '?';
@@ -72,12 +60,7 @@
       revoked: 'This panel has been signed out',
       missing: 'This panel needs a sign-in link',
     };
-    $('problem-title').textContent = titles[problem.reason] || 'This panel link is not valid';
-    $('problem-detail').textContent = problem.detail || '';
-    $('app').hidden = true;
-    $('problem').hidden = false;
-    $('who').textContent = '';
-    document.title = `${$('problem-title').textContent} - handoff`;
+    showProblem(titles[problem.reason] || 'This panel link is not valid', problem.detail);
   }
 
   // -- the queue -----------------------------------------------------------------------------

@@ -35,6 +35,36 @@ window.handoffPanel = (() => {
       hour12: false });
   }
 
+  // `api(method, path, body)` with the panel token; a 401 (an expired or revoked token) goes to
+  // `unauthorized` with its problem body, and the call throws.
+  function caller(unauthorized) {
+    return async (method, path, body) => {
+      const headers = { Authorization: `Bearer ${fragment.get('token') || ''}`,
+        Accept: 'application/json' };
+      if (body !== undefined) headers['Content-Type'] = 'application/json';
+      const response = await fetch(path, { method, headers, cache: 'no-store',
+        body: body === undefined ? undefined : JSON.stringify(body) });
+      let data = null;
+      try { data = await response.json(); } catch (e) { data = null; }
+      if (response.status === 401) {
+        unauthorized(data || {});
+        throw new Error('unauthorized');
+      }
+      return { status: response.status, data };
+    };
+  }
+
+  // Replace the page with the reason it cannot go on (the page's #problem box).
+  function showProblem(title, detail) {
+    const $ = (id) => document.getElementById(id);
+    $('problem-title').textContent = title;
+    $('problem-detail').textContent = detail || '';
+    $('app').hidden = true;
+    $('problem').hidden = false;
+    $('who').textContent = '';
+    document.title = `${title} - handoff`;
+  }
+
   return Object.freeze({
     fragment,
     token: fragment.get('token') || '',
@@ -43,5 +73,7 @@ window.handoffPanel = (() => {
     el,
     claims,
     clock,
+    caller,
+    showProblem,
   });
 })();

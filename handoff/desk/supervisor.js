@@ -8,7 +8,7 @@
 
 (() => {
   const $ = (id) => document.getElementById(id);
-  const { token, METHODS, el, claims, clock } = window.handoffPanel;
+  const { token, METHODS, el, claims, clock, showProblem } = window.handoffPanel;
   const CHANNELS = { voice: 'phone', chat: 'chat', sms: 'SMS', email: 'email', social: 'social',
     other: 'other' };
   const state = { alerts: [], stream: null, failed: false, expires: 0, brief: null,
@@ -31,19 +31,7 @@
 
   // -- talking to the service ----------------------------------------------------------------
 
-  async function api(method, path, body) {
-    const headers = { Authorization: `Bearer ${token}`, Accept: 'application/json' };
-    if (body !== undefined) headers['Content-Type'] = 'application/json';
-    const response = await fetch(path, { method, headers, cache: 'no-store',
-      body: body === undefined ? undefined : JSON.stringify(body) });
-    let data = null;
-    try { data = await response.json(); } catch (e) { data = null; }
-    if (response.status === 401) {
-      fail(data || {});
-      throw new Error('unauthorized');
-    }
-    return { status: response.status, data };
-  }
+  const api = window.handoffPanel.caller((problem) => fail(problem));
 
   function fail(problem) {
     if (state.failed) return;
@@ -51,12 +39,7 @@
     if (state.stream) state.stream.close();
     const titles = { expired: 'This link has expired', revoked: 'This view has been signed out',
       missing: 'This view needs a sign-in link', forbidden: 'This view is for supervisors' };
-    $('problem-title').textContent = titles[problem.reason] || 'This link is not valid';
-    $('problem-detail').textContent = problem.detail || '';
-    $('app').hidden = true;
-    $('problem').hidden = false;
-    $('who').textContent = '';
-    document.title = `${$('problem-title').textContent} - handoff`;
+    showProblem(titles[problem.reason] || 'This link is not valid', problem.detail);
   }
 
   // -- the alerts ----------------------------------------------------------------------------
