@@ -24,6 +24,7 @@ from tests.faults.service import Service, mint_key
 from tests.redis_peek import assert_unchanged, snapshot
 from tests.scenario import Json, assert_problem, call, ok, until
 from tests.test_events import EventStream, following
+from tests.test_webhook_outbox import post_into_a_crash
 from tests.test_webhooks import FAST, Receiver, documented_verify, receiver, settled
 
 __all__ = ["receiver"]  # the fixture, imported so pytest finds it here
@@ -440,14 +441,8 @@ async def test_a_crash_between_the_turn_and_its_alert_loses_no_alert_and_raises_
         admin, bot, supervisor = [{"Authorization": "Bearer " + await asyncio.to_thread(
             mint_key, store.url, role)} for role in ("admin", "bot", "supervisor")]
         await asyncio.to_thread(doomed.start)
+        await post_into_a_crash(doomed, admin, bot, receiver.url, "alert.raised", body)
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-            async with session.post(f"{doomed.url}/v1/admin/webhooks", headers=admin, json={
-                    "url": receiver.url, "events": ["alert.raised"]}) as r:
-                assert r.status == 201, await r.text()
-            with pytest.raises(aiohttp.ClientError):  # the process died mid-request
-                await session.post(f"{doomed.url}/v1/conversations/web-1/turns", headers=bot,
-                                   json=body)
-            assert await asyncio.to_thread(doomed.wait, 10) == -9
             # The turn and its alert landed together; the tenant has not heard of it yet.
             assert not peek.exists(redis_keys.alerts("acme", "open"))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 
 import aiohttp
@@ -26,6 +27,19 @@ pytestmark = pytest.mark.skipif(CLUSTER, reason="runs its own single Redis serve
 
 LEASE = "1"
 TS = "2026-11-23T10:02:00Z"
+
+
+async def post_into_a_crash(doomed: Service, admin: dict[str, str], bot: dict[str, str],
+                            hook_url: str, event: str, body: Mapping[str, object]) -> None:
+    """Subscribe `hook_url` to `event`, then post `body` to a service set to die mid-write."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        async with session.post(f"{doomed.url}/v1/admin/webhooks", headers=admin, json={
+                "url": hook_url, "events": [event]}) as r:
+            assert r.status == 201, await r.text()
+        with pytest.raises(aiohttp.ClientError):  # the process died mid-request
+            await session.post(f"{doomed.url}/v1/conversations/web-1/turns", headers=bot,
+                               json=body)
+    assert await asyncio.to_thread(doomed.wait, 10) == -9
 
 
 def service_env(**extra: str) -> dict[str, str]:
@@ -51,15 +65,8 @@ async def test_a_crash_between_the_write_and_the_queue_loses_no_webhook_and_send
                 "turns": [{"id": i, "role": "customer", "text": f"message {i}", "ts": TS}
                           for i in ("t1", "t2")]}
         await asyncio.to_thread(doomed.start)
+        await post_into_a_crash(doomed, admin, bot, receiver.url, "turn.appended", body)
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-            async with session.post(f"{doomed.url}/v1/admin/webhooks", headers=admin, json={
-                    "url": receiver.url, "events": ["turn.appended"]}) as r:
-                assert r.status == 201, await r.text()
-
-            with pytest.raises(aiohttp.ClientError):  # the process died mid-request
-                await session.post(f"{doomed.url}/v1/conversations/web-1/turns", headers=bot,
-                                   json=body)
-            assert await asyncio.to_thread(doomed.wait, 10) == -9
             # The write landed; its deliveries are in the customer's outbox, not in the queue.
             (outbox,) = list(peek.scan_iter(redis_keys.customer("acme", "*").outbox))
             assert peek.hlen(outbox) == 2
