@@ -314,6 +314,8 @@ COSTS: dict[str, tuple[int, int]] = {
     # The outbox note rides with the write; raising is one script more (see docs/alerts.md).
     "turn append raising a risk alert":       (2, 3),
     "turn append, its kind's alert open":     (1, 2),
+    # Nothing cached and no ETag to compare: built at once, the audit entry in the same trip.
+    "brief, first read":                      (1, 12),
     "brief, after a new turn":                (2, 14),
     "brief, unchanged since the last read":   (1, 6),
     "brief answered 304":                     (1, 6),
@@ -416,6 +418,13 @@ async def brief_after_a_new_turn(c: Caller) -> None:
     await c.ok("GET", f"/v1/customers/{cus_id}/context", "agent", measure=True)
 
 
+async def brief_first_read(c: Caller) -> None:
+    other = (await _appended(c, "web-2", 1, 2))["customer_id"]
+    await c.ok("GET", f"/v1/customers/{other}/context", "agent")  # the agent key is known
+    cus_id = (await _appended(c, "web-1", 1, 2))["customer_id"]
+    await c.ok("GET", f"/v1/customers/{cus_id}/context", "agent", measure=True)
+
+
 async def brief_unchanged(c: Caller) -> None:
     cus_id = (await _appended(c, "web-1", 1, 2))["customer_id"]
     await c.ok("GET", f"/v1/customers/{cus_id}/context", "agent")
@@ -511,6 +520,7 @@ SCENARIOS: dict[str, Callable[[Caller], Awaitable[None]]] = {
     "turn append": turn_append,
     "turn append raising a risk alert": turn_append_raising_an_alert,
     "turn append, its kind's alert open": turn_append_with_its_alert_open,
+    "brief, first read": brief_first_read,
     "brief, after a new turn": brief_after_a_new_turn,
     "brief, unchanged since the last read": brief_unchanged,
     "brief answered 304": brief_not_modified,

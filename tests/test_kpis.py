@@ -237,6 +237,23 @@ async def test_a_replayed_accept_counts_its_figures_once(week: Week) -> None:
     assert (hour["accepted"], hour["journey_steps_per_handoff"]) == (1, 1.0)
 
 
+async def test_an_accept_on_a_server_that_forgot_its_scripts_still_counts_once(
+        week: Week) -> None:
+    """The accept's figures ride its audit pipeline by script digest; a restarted server knows
+    no scripts, so that one accept loads it and counts, once."""
+    t = Traffic(week.client, week.keys, week.clock)
+    t.clock.at(6, "23:40")
+    await t.chat("ivy", "web-i")
+    ivy = await t.request("ivy", "web-i", "billing")
+    await week.client.app[DEPS].store.client.execute_command("SCRIPT", "FLUSH")
+    t.clock.at(6, "23:41")
+    await t.accept(ivy, "agent-5")
+    await t.accept(ivy, "agent-5")
+    t.clock.moment = READ_AT
+    hour = (await kpis(week))["buckets"][-1]
+    assert (hour["accepted"], hour["journey_steps_per_handoff"]) == (1, 1.0)
+
+
 async def test_the_counters_expire_with_the_tenants_retention(
         week: Week, redis_sync: redis.Redis) -> None:
     names = [n.decode() for n in redis_sync.scan_iter(match=KPI_KEYS, count=1000)]

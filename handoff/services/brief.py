@@ -57,9 +57,17 @@ async def read(deps: Deps, principal: Principal, ref: str, turns: int, wanted: s
     read is in the audit trail before anything is answered."""
     tenant = principal.tenant
     cus_id = await resolving.resolve_ref(deps, principal, ref, follow=False)
-    # The ETag read is cheap and carries the log entry in the same round trip; a merged
-    # customer's reads are logged under the customer that holds the context now, too.
+    # A merged customer's reads are logged under the customer that holds the context now, too.
     note = audit.note(deps, principal, cus_id, "context", viewer)
+    if not wanted and deps.briefs.get((tenant, cus_id, turns)) is None:
+        # Nothing to compare an ETag with: build at once, the log entry riding the build's
+        # first read, instead of reading the ETag first (a round trip the brief repeats).
+        result, tag = await build(deps, tenant, cus_id, turns, note)
+        if result.customer.id != cus_id:
+            await audit.record(deps, principal, result.customer.id, "context", viewer)
+        deps.briefs.set((tenant, result.customer.id, turns), (tag, result))
+        return result, tag
+    # The ETag read is cheap and carries the log entry in the same round trip.
     tag, survivor = await current_etag(deps, tenant, cus_id, turns, note)
     if survivor != cus_id:
         await audit.record(deps, principal, survivor, "context", viewer)

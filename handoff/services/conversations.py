@@ -169,18 +169,16 @@ def flag_turn(change: CustomerWrite, lexicon: Lexicon, text: str, conversation_i
 
 
 def turn_view(cursor: str, r: TurnRecord, conversations: Mapping[str, Any]) -> Turn:
-    """A stored turn (see `records.turn_of`) as agents read it.
-
-    Built without validation: the record was validated on its way in and written by us, and a
-    brief holds up to 500 of them.
-    """
+    """A stored turn (see `records.turn_of`) as agents read it."""
     conversation = conversations.get(r["conversation_id"]) or {}
-    return Turn.model_construct(
-        id=r["id"], conversation_id=r["conversation_id"],
-        channel=r.get("channel") or conversation.get("channel") or "other", role=r["role"],
-        text=r["text"], ts=moment(r["ts"]), intent=r.get("intent"),
-        confidence=r.get("confidence"), entities=r.get("entities"),
-        source=conversation.get("source"), cursor=cursor)
+    # Validated, though we wrote the record: pydantic-core validates a dict of ready values
+    # in less time than `model_construct` takes to skip it, and a brief holds up to 500 turns.
+    return Turn.model_validate({
+        "id": r["id"], "conversation_id": r["conversation_id"],
+        "channel": r.get("channel") or conversation.get("channel") or "other", "role": r["role"],
+        "text": r["text"], "ts": moment(r["ts"]), "intent": r.get("intent"),
+        "confidence": r.get("confidence"), "entities": r.get("entities"),
+        "source": conversation.get("source"), "cursor": cursor})
 
 
 async def transcript(deps: Deps, principal: Principal, ref: str, before: str | None,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Coroutine
 from typing import Any
 
 from handoff.kernel import ids, logs, metrics
 from handoff.kernel.errors import Conflict, NotFound, Unprocessable
-from handoff.kernel.timefmt import iso
+from handoff.kernel.timefmt import moment, when
 from handoff.services import continuations, resolving, writes
 from handoff.services.deps import Deps, Principal
 from handoff.store.records import CustomerWrite
@@ -22,6 +23,16 @@ PRIORITY_SPAN = 10**13  # larger than any epoch millisecond, so score = priority
 
 def view(record: dict[str, str], *, with_code: bool = False) -> Handoff:
     """The API shape of a stored hand-off (the continuation code only for its requester)."""
+    return _view(frozenset(record.items()), with_code)
+
+
+@functools.lru_cache(maxsize=2048)
+def _view(items: frozenset[tuple[str, str]], with_code: bool) -> Handoff:
+    # Remembered by the record's whole content, so a changed record is a new entry: a brief
+    # lists the customer's last hand-offs, and every accept and re-read of it lists the same
+    # ones again. Nobody changes a view once made.
+    record = dict(items)
+
     def opt(name: str) -> str | None:
         return record.get(name) or None
 
@@ -30,13 +41,13 @@ def view(record: dict[str, str], *, with_code: bool = False) -> Handoff:
         "conversation_id": opt("conversation_id"), "channel": opt("channel"),
         "source": opt("source"), "reason": record["reason"], "priority": int(record["priority"]),
         "queue": record["queue"], "intent": opt("intent"), "summary": opt("summary"),
-        "created_at": iso(record["created_ms"]), "updated_at": iso(record["updated_ms"]),
-        "expires_at": iso(record.get("expires_ms")) if record["status"] == "pending" else None,
-        "agent_id": opt("agent_id"), "accepted_at": iso(record.get("accepted_ms")),
-        "closed_at": iso(record.get("closed_ms")), "note": opt("note"),
+        "created_at": moment(record["created_ms"]), "updated_at": moment(record["updated_ms"]),
+        "expires_at": when(record.get("expires_ms")) if record["status"] == "pending" else None,
+        "agent_id": opt("agent_id"), "accepted_at": when(record.get("accepted_ms")),
+        "closed_at": when(record.get("closed_ms")), "note": opt("note"),
         "outcome": opt("outcome"), "handed_back_to": opt("to"),
         "continuation_code": opt("code") if with_code else None,
-        "continuation_expires_at": iso(record.get("code_expires_ms")),
+        "continuation_expires_at": when(record.get("code_expires_ms")),
     })
 
 

@@ -52,9 +52,13 @@ class AuditTrail:
                 self.queue(pipe, note)
                 if also is not None:
                     also.queue(pipe)
-                replies = await pipe.execute()
-        if also is not None:
-            also.replied(replies[AUDIT_COMMANDS:])
+                replies = await pipe.execute(raise_on_error=False)
+            failed = next((r for r in replies[:AUDIT_COMMANDS] if isinstance(r, Exception)),
+                          None)
+            if failed is not None:
+                raise failed
+            if also is not None:
+                await also.replied(replies[AUDIT_COMMANDS:])
 
     def queue(self, pipe: Any, note: AuditNote) -> None:
         """Queue exactly AUDIT_COMMANDS commands on `pipe`; `landed` takes their replies."""

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis.exceptions import NoScriptError
+
 from handoff.store import keys, scripts
 from handoff.store.connection import Client, map_exceptions
 from handoff.store.keys import Digester
@@ -77,14 +79,21 @@ class AcceptRider:
     key_names: list[str]
     args: list[str | int]
     counted: Callable[[bool], None]
+    script: Any  # kpi_accept.lua as the client registered it (its `sha`, and a runner)
 
     def queue(self, pipe: Any) -> None:
-        # EVAL, not EVALSHA: a pipeline cannot load a missing script half-way, and the server
-        # caches the compiled body by its digest anyway.
-        pipe.eval(ACCEPT, len(self.key_names), *self.key_names, *self.args)
+        pipe.evalsha(self.script.sha, len(self.key_names), *self.key_names, *self.args)
 
-    def replied(self, replies: list[Any]) -> None:
-        self.counted(bool(replies and replies[0] == 1))
+    async def replied(self, replies: list[Any]) -> None:
+        """Hear the reply of what `queue` added (the pipeline ran with raise_on_error=False)."""
+        (reply,) = replies
+        if isinstance(reply, NoScriptError):
+            # A new or restarted server: the script did not run, so running it now (which
+            # loads it) counts the accept once, one round trip later.
+            reply = await self.script(keys=self.key_names, args=self.args)
+        elif isinstance(reply, Exception):
+            raise reply
+        self.counted(reply == 1)
 
 
 @dataclass
@@ -109,6 +118,7 @@ class KpiStore:
         self.digester = digester
         self._warn: scripts.Runner = client.register_script(scripts.source("kpi_warn"))
         self._reask: scripts.Runner = client.register_script(scripts.source("kpi_reask"))
+        self._accept = client.register_script(ACCEPT)
 
     def customer_key(self, tenant: str, cus_id: str) -> str:
         return keys.kpi_customer(tenant, self.digester.digest(f"kpi\x00{cus_id}"))
@@ -121,7 +131,7 @@ class KpiStore:
             [*create_keys(tenant, now_ms), self.customer_key(tenant, cus_id)],
             [retention_ms, figures.queue, figures.handoff_id, int(figures.verified),
              figures.channel_switches, figures.journey_steps, int(figures.repeat_contact)],
-            counted)
+            counted, self._accept)
 
     async def warned(self, tenant: str, cus_id: str, facts: list[str], *, now_ms: int,
                      window_ms: int, retention_ms: int) -> tuple[str, int]:
