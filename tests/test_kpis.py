@@ -245,7 +245,7 @@ async def test_an_accept_on_a_server_that_forgot_its_scripts_still_counts_once(
     t.clock.at(6, "23:40")
     await t.chat("ivy", "web-i")
     ivy = await t.request("ivy", "web-i", "billing")
-    await week.client.app[DEPS].store.client.execute_command("SCRIPT", "FLUSH")
+    await week.client.app[DEPS].store.client.script_flush()
     t.clock.at(6, "23:41")
     await t.accept(ivy, "agent-5")
     await t.accept(ivy, "agent-5")

@@ -71,6 +71,7 @@ class AcceptFigures:
     repeat_contact: bool
 
 
+@operations(timed=False)
 @dataclass
 class AcceptRider:
     """Counts an accept's figures with one command added to a pipeline the accept already
@@ -82,7 +83,10 @@ class AcceptRider:
     script: Any  # kpi_accept.lua as the client registered it (its `sha`, and a runner)
 
     def queue(self, pipe: Any) -> None:
-        pipe.evalsha(self.script.sha, len(self.key_names), *self.key_names, *self.args)
+        # As a plain command: a cluster pipeline refuses `evalsha()` by name, though it routes
+        # EVALSHA by its keys like any other command.
+        pipe.execute_command("EVALSHA", self.script.sha, len(self.key_names), *self.key_names,
+                             *self.args)
 
     async def replied(self, replies: list[Any]) -> None:
         """Hear the reply of what `queue` added (the pipeline ran with raise_on_error=False)."""
