@@ -250,6 +250,21 @@ async def through_the_api(app: Client, keys: Keys, spelled: str, slug: str | Non
         "summary": said}, status=201)
     await ok(app, "POST", f"/v1/handoffs/{withdrawn['id']}/cancel", keys("bot"),
              {"note": f"they read out {spelled}"})
+    returned = await ok(app, "POST", "/v1/handoffs", keys("bot"), {
+        "customer": chat, "conversation_id": conversation, "reason": "customer_request",
+        "summary": said}, status=201)
+    await ok(app, "POST", f"/v1/handoffs/{returned['id']}/accept", keys("agent"),
+             {"agent_id": spelled})
+    await ok(app, "POST", f"/v1/handoffs/{returned['id']}/hand-back", keys("agent"),
+             {"agent_id": spelled, "to": slug or "bot", "note": f"refund sent to {spelled}"})
+    # A risky turn raises an alert quoting it, which a supervisor acknowledges.
+    await ok(app, "POST", f"/v1/conversations/{path_id(conversation)}/turns", keys("bot"), {
+        "customer": chat, "turns": [{"id": f"{spelled}-3", "role": "customer", "ts": at(4),
+                                     "text": f"a lawsuit over {spelled}"}]})
+    [alert] = [a for a in (await ok(app, "GET", "/v1/alerts", keys("supervisor")))["items"]
+               if a["customer_id"] == handoff["customer_id"]]
+    await ok(app, "POST", f"/v1/alerts/{alert['id']}/ack", keys("supervisor"),
+             {"supervisor_id": spelled})
     # The agent panel: a token for the agent, a reply into the conversation as the brief names
     # it, and the re-ask check the panel runs while the agent types.
     token = await ok(app, "POST", "/v1/desk/tokens", keys("agent"), {"agent_id": spelled})

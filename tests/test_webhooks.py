@@ -11,6 +11,7 @@ import asyncio
 import json
 import re
 import time
+import tomllib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ import pytest
 import redis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from packaging.requirements import Requirement
 
 from handoff.api.state import DEPS
 from handoff.kernel.settings import Settings
@@ -579,6 +581,17 @@ async def test_the_sending_connection_itself_refuses_loopback_whatever_checked_t
     finally:
         await sender.close()
     assert receiver.got == []
+
+
+def test_no_aiohttp_that_connects_to_numeric_hosts_unchecked_can_be_installed() -> None:
+    # aiohttp before 3.14 took any host of digits and dots as an address, with no lookup the
+    # resolver could check: the connector's socket check above would be the only guard left.
+    project = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    [aiohttp_requirement] = [Requirement(r) for r in project["project"]["dependencies"]
+                             if Requirement(r).name == "aiohttp"]
+    allowed = aiohttp_requirement.specifier
+    assert not any(allowed.contains(v) for v in ("3.12.15", "3.13.0", "3.13.9")), allowed
+    assert allowed.contains(aiohttp.__version__), f"the tests run {aiohttp.__version__}"
 
 
 async def test_a_tenant_has_at_most_the_configured_number_of_subscriptions(
