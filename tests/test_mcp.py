@@ -219,19 +219,26 @@ VIRTUAL_AGENT = ["append_turns", "check_reask", "get_customer_context", "get_han
                  "request_handoff"]
 COPILOT = ["accept_handoff", "append_turns", "check_reask", "get_customer_context",
            "get_handoff", "list_queue"]
+SUPERVISOR = ["get_customer_context", "list_queue"]
 
 
 async def test_each_role_is_offered_the_tools_its_key_may_use_over_rest(stack: Stack) -> None:
+    await chat_then_ivr(stack)
     offered = {}
-    for role in ("bot", "ivr", "agent", "admin"):
+    for role in ("bot", "ivr", "agent", "supervisor", "admin"):
         async with over_http(stack, stack.key(role)) as session:
             listed = (await session.list_tools()).tools
             offered[role] = sorted(t.name for t in listed)
             for tool in listed:
                 assert tool.input_schema["type"] == "object"
                 assert tool.output_schema is not None and tool.output_schema["type"] == "object"
+            if role == "supervisor":  # what it is offered, REST lets it do
+                read = await session.call_tool("get_customer_context", {"ref": "chat:visitor-42"})
+                assert not read.is_error, text_of(read)
+                queue = await session.call_tool("list_queue", {})
+                assert not queue.is_error, text_of(queue)
     assert offered == {"bot": VIRTUAL_AGENT, "ivr": VIRTUAL_AGENT, "agent": COPILOT,
-                       "admin": []}
+                       "supervisor": SUPERVISOR, "admin": []}
     async with over_stdio(stack, stack.key("bot")) as session:
         assert sorted(t.name for t in (await session.list_tools()).tools) == VIRTUAL_AGENT
 
@@ -279,11 +286,13 @@ async def test_an_ai_agent_continues_after_an_agent_hands_the_customer_back(
         handoff = first.structured_content
         assert again.structured_content["id"] == handoff["id"]
         assert handoff["status"] == "pending" and handoff["continuation_code"]
-        await ai.subscribe_resource(uri)
-        # A person takes it over REST and gives the customer back with a note.
+        # A person takes it over REST and, while the AI agent follows the customer's context
+        # (subscribed after the accept, so only the hand-back can fire it), gives the customer
+        # back with a note.
         async with stack.rest("agent") as agent:
             await agent.accept(handoff["id"], "agent-7")
-            notes.heard.clear()
+            await ai.subscribe_resource(uri)
+            assert not notes.updated
             await agent.hand_back(handoff["id"], "Refund re-issued, arrives in 3 days")
         await asyncio.wait_for(notes.heard.wait(), 20)
         assert uri in notes.updated
@@ -475,6 +484,14 @@ async def test_a_revoked_keys_stdio_session_ends(stack: Stack) -> None:
         await session.subscribe_resource(context_uri("chat:visitor-42"))
         await revoke(stack, "agent")
         await ended(session)
+    # Nor does the revoked key start a new one (given as --key this time): exit status 2.
+    again = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "handoff", "mcp", "--url", stack.service.url,
+                         "--key", stack.key("agent")],
+        stdin=subprocess.DEVNULL, capture_output=True, timeout=60,
+        env={k: v for k, v in os.environ.items() if not k.startswith("HANDOFF_")})
+    assert again.returncode == 2, again.stderr
+    assert b"refused to start: Unauthorized" in again.stderr and not again.stdout
 
 
 async def until_logged(path: Path, text: str, seconds: float = 15.0) -> None:
@@ -505,12 +522,12 @@ async def test_a_2026_era_client_listens_for_context_changes_and_hears_the_hand_
         made = await bot.request_handoff({
             "customer": CHAT, "conversation_id": "web-7f3a", "reason": "customer_request",
             "queue": "billing"})
-    async with modern_http(stack, stack.key("bot")) as ai:
+    async with modern_http(stack, stack.key("bot")) as ai, stack.rest("agent") as agent:
         assert sorted(t.name for t in (await ai.list_tools()).tools) == VIRTUAL_AGENT
+        # Accepted before the listen begins, so the first change it hears is the hand-back.
+        await agent.accept(made.id, "agent-7")
         async with listen(ai, resource_subscriptions=[uri]) as subscription:
-            async with stack.rest("agent") as agent:
-                await agent.accept(made.id, "agent-7")
-                await agent.hand_back(made.id, "Sorted: refund re-issued")
+            await agent.hand_back(made.id, "Sorted: refund re-issued")
             event = await asyncio.wait_for(anext(subscription), 20)
         assert event == ResourceUpdated(uri=uri)
         after = await ai.call_tool("get_customer_context", {"ref": "chat:visitor-42"})
