@@ -358,6 +358,15 @@ async def test_another_tenants_customer_is_not_found(stack: Stack) -> None:
                 await session.read_resource(context_uri(ref))
 
 
+async def test_a_key_that_may_not_read_a_context_is_told_so_not_sent_an_internal_error(
+        stack: Stack) -> None:
+    await chat_then_ivr(stack)
+    async with over_http(stack, stack.key("admin")) as session:
+        with pytest.raises(MCPError, match="Forbidden") as refused:
+            await session.read_resource(context_uri("chat:visitor-42"))
+    assert refused.value.error.code == types.INVALID_REQUEST
+
+
 async def test_a_card_number_sent_through_append_turns_is_masked_before_it_is_stored(
         stack: Stack, redis_sync: redis.Redis) -> None:
     async with over_http(stack, stack.key("bot")) as session:

@@ -343,8 +343,11 @@ def _cancel_all(watches: dict[str, asyncio.Task[None]]) -> None:
 
 
 def _rpc_error(exc: ClientError) -> MCPError:
-    code = types.INVALID_PARAMS if isinstance(exc, ProblemError) and exc.status in (
-        400, 404, 422) else types.INTERNAL_ERROR
+    # The caller's own mistake (what it named, or what its key may do) is theirs to fix; only
+    # the service failing is an internal error.
+    status = exc.status if isinstance(exc, ProblemError) else 500
+    code = (types.INVALID_PARAMS if status in (400, 404, 422)
+            else types.INVALID_REQUEST if status < 500 else types.INTERNAL_ERROR)
     return MCPError(code, problem_text(exc))
 
 
