@@ -90,10 +90,9 @@ def finish(request: web.Request, visit: Visit, status: int) -> None:
             "customer_id": context.customer_id, "remote": client_address(request)}
         if route is None:  # no template: what was asked for, sanitised by handoff/api/paths.py
             fields["path"] = shown_path(request.path)
-        log.info("%s %s %d", method, route or fields["path"], status, extra={
-            # Route templates, ids checked on the way in, numbers, a sanitised path: nothing
-            # here to mask.
-            "fields": fields, "fields_safe": True})
+        # Route templates, ids checked on the way in, numbers, a sanitised path: nothing here
+        # to mask.
+        logs.safe_info_line(log, f"{method} {route or fields['path']} {status}", fields)
     logs.end_request(token)
 
 

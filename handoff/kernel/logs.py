@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import sys
+import time
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -198,6 +199,10 @@ class BatchedStream(logging.StreamHandler):  # type: ignore[type-arg]
         except Exception:  # logging must never raise into the caller
             self.handleError(record)
             return
+        self.add_line(line)
+
+    def add_line(self, line: str) -> None:
+        """Queue a finished line for this iteration's write."""
         self._lines.append(line)
         if not self._scheduled:
             try:
@@ -246,3 +251,29 @@ def configure(level: str, fmt: LogFormat = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    _json_handler[0] = handler if fmt == "json" else None
+
+
+# The JSON handler `configure` installed, while it is the only place a line can go.
+_json_handler: list[BatchedStream | None] = [None]
+
+
+def safe_info_line(log: logging.Logger, message: str, fields: dict[str, Any]) -> None:
+    """Log `message` at INFO with `fields` that are safe by construction (nothing to mask).
+
+    The access line, one per request: where the line can only reach the JSON handler (no
+    handler of its own, the root's only one ours), it is built as that handler would and
+    queued directly, without a LogRecord and the handler chain (a tenth of a 304's cost).
+    """
+    handler = _json_handler[0]
+    root = logging.root
+    if (handler is None or log.handlers or not log.propagate or len(root.handlers) != 1
+            or root.handlers[0] is not handler or handler.level > logging.INFO):
+        log.info("%s", message, extra={"fields": fields, "fields_safe": True})
+        return
+    line = {"ts": _timestamp(time.time()), "level": "info", "logger": log.name,
+            "message": message, **fields}
+    try:
+        handler.add_line(orjson.dumps(line, default=str).decode())
+    except TypeError:  # an integer past 64 bits, say: logging's way takes anything
+        log.info("%s", message, extra={"fields": fields, "fields_safe": True})
