@@ -7,7 +7,9 @@ shutdown timeout on SIGTERM, and nothing here needs a clean stop.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +18,7 @@ import redis
 
 from handoff.runtime.embedded import server_binary
 from tests.conftest import RedisServer, free_port
+from tests.tcp_proxy import TcpProxy
 
 SERVICE = "handoff"
 DOWN_AFTER_MS = 1000
@@ -75,6 +78,28 @@ class Sentinel:
             client.close()
 
 
+class ReplicationLink:
+    """A proxy to the primary, on a thread of its own, for the replica's link (see
+    `Topology.cut_replica_off`); `cut_off` throws away what the primary sends through it from
+    then on, the connection staying up."""
+
+    def __init__(self, primary_port: int) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._proxy = TcpProxy("127.0.0.1", primary_port)
+        self.port = asyncio.run_coroutine_threadsafe(self._proxy.start(), self._loop).result(10)
+
+    def cut_off(self) -> None:
+        self._loop.call_soon_threadsafe(setattr, self._proxy, "blackhole_downstream", True)
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._proxy.close(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+
 @dataclass
 class Topology:
     """Primary, replica and three sentinels watching them as `SERVICE`."""
@@ -83,6 +108,7 @@ class Topology:
     primary: RedisServer = field(init=False)
     replica: RedisServer = field(init=False)
     sentinels: list[Sentinel] = field(init=False)
+    link: ReplicationLink | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         for name in ("primary", "replica"):
@@ -107,12 +133,33 @@ class Topology:
         # Sentinels find the replica and each other through the primary: a failover needs both.
         _wait("the sentinels to know the replica and each other", self._sentinels_ready, 20)
 
-    def _replica_in_sync(self) -> bool:
+    def _replica_in_sync(self, through: int | None = None) -> bool:
         client = redis.Redis(port=self.replica.port, socket_timeout=1)
         try:
-            return client.info("replication").get("master_link_status") == "up"
+            state = client.info("replication")
+            return state.get("master_link_status") == "up" and (
+                through is None or state.get("master_port") == through)
         finally:
             client.close()
+
+    def cut_replica_off(self) -> None:
+        """From now on the primary's stream stops reaching the replica, whose link stays up, as
+        over a network that fails just before the primary dies: what the primary acknowledges
+        from now on, only it holds. (On loopback a SIGKILLed primary has handed the kernel all
+        it acknowledged, so the replica would get everything and a failover lose nothing.)
+
+        The replica moves onto a proxy first, picking up where it was; the sentinels would
+        point it back at the primary, but only after their failover-timeout (10 s).
+        """
+        self.link = ReplicationLink(self.primary.port)
+        client = redis.Redis(port=self.replica.port, socket_timeout=5)
+        try:
+            client.execute_command("REPLICAOF", "127.0.0.1", str(self.link.port))
+        finally:
+            client.close()
+        port = self.link.port
+        _wait("the replica in sync through the proxy", lambda: self._replica_in_sync(port), 10)
+        self.link.cut_off()
 
     def _sentinels_ready(self) -> bool:
         for sentinel in self.sentinels:
@@ -155,3 +202,5 @@ class Topology:
         for server in (self.replica, self.primary):
             if server.process is not None and server.process.poll() is None:
                 server.kill()
+        if self.link is not None:
+            self.link.close()

@@ -1,5 +1,5 @@
-"""A TCP proxy the tests control: it can cut every connection, or swallow the next answer, the
-way a load balancer restart or a flaky network would."""
+"""A TCP proxy the tests control: it can cut every connection, swallow the next answer, or stop
+delivering what the upstream sends, the way a load balancer restart or a flaky network would."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ class TcpProxy:
     links: set[_Link] = field(default_factory=lambda: set())
     downstream: bytearray = field(default_factory=bytearray)  # every byte sent to clients
     swallow_next_answer: bool = False
+    # Upstream's bytes are read and thrown away: what it sends never arrives, the link stays up.
+    blackhole_downstream: bool = False
     _server: asyncio.Server | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=lambda: set())
 
@@ -63,6 +65,8 @@ class TcpProxy:
                     link: _Link, *, down: bool) -> None:
         with contextlib.suppress(ConnectionError, OSError):
             while data := await reader.read(65536):
+                if down and self.blackhole_downstream:
+                    continue
                 if down and self.swallow_next_answer:
                     # The service did the work; its answer never reaches the caller.
                     self.swallow_next_answer = False

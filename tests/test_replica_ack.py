@@ -18,8 +18,10 @@ from redis.exceptions import ConnectionError
 from handoff.api.state import DEPS
 from handoff.app import create_app
 from handoff.kernel.settings import Settings
+from handoff.programs.doctor import Finding, examine
 from handoff.services import apikeys
 from handoff.store import keys as redis_keys
+from handoff.store.diagnostics import server_facts
 from handoff.store.multiplex import Multiplexed
 from tests.conftest import CLUSTER, RedisServer, free_port
 
@@ -127,3 +129,27 @@ async def test_a_wait_on_a_new_connection_does_not_vouch_for_writes_made_on_the_
         assert await client.replicated(1, 500, since=client.epoch()) == 1
     finally:
         await client.aclose()
+
+
+async def test_the_doctor_fails_replica_acks_once_no_replica_is_connected(
+        pair: tuple[RedisServer, RedisServer]) -> None:
+    primary, replica = pair
+
+    async def write_ack() -> Finding:
+        client = Multiplexed.from_url(primary.url, timeout=2.0)
+        try:
+            facts = await server_facts(client, pings=1)
+        finally:
+            await client.aclose()
+        (finding,) = [f for f in examine(facts, cluster_configured=False, write_ack="replica")
+                      if f.check == "write ack"]
+        return finding
+
+    assert (await write_ack()).level == "ok"
+    replica.kill()
+    for _ in range(100):  # until the primary has noticed
+        finding = await write_ack()
+        if finding.level != "ok":
+            break
+        await asyncio.sleep(0.05)
+    assert finding.level == "FAIL" and "every write answers 503" in finding.message

@@ -132,7 +132,13 @@ def sentinel(found: SentinelFacts, facts: ServerFacts, *, write_ack: str) -> lis
                            f"{len(reachable)} reachable ({', '.join(reachable)})"
                            + "".join(f"; {r} {s}" for r, s in others.items())))
     minimum = int(facts.config.get("min-replicas-to-write") or 0)
-    if write_ack == "replica":
+    if write_ack == "replica" and len(reachable) < 2:
+        # The failover promotes the one replica, leaving none to confirm: every write answers
+        # 503 until a replica joins again, and for good if the old primary never returns.
+        out.append(Finding("warn", "write ack", "HANDOFF_WRITE_ACK=replica with fewer than two "
+                                                "replicas: after a failover writes answer 503 "
+                                                "until another replica joins; run two"))
+    elif write_ack == "replica":
         out.append(Finding("ok", "write ack", "HANDOFF_WRITE_ACK=replica: a write is answered "
                                               "only once a replica has it"))
     elif minimum >= 1:
@@ -146,10 +152,23 @@ def sentinel(found: SentinelFacts, facts: ServerFacts, *, write_ack: str) -> lis
     return out
 
 
+def replica_ack(facts: ServerFacts) -> Finding:
+    """HANDOFF_WRITE_ACK=replica on a server without sentinels: is there a replica to confirm?"""
+    replicas = int(facts.info.get("connected_slaves") or 0)
+    if not replicas:
+        return Finding("FAIL", "write ack", "HANDOFF_WRITE_ACK=replica but no replica is "
+                                            "connected: every write answers 503; start a "
+                                            "replica (replicaof) or set HANDOFF_WRITE_ACK=local")
+    return Finding("ok", "write ack", f"HANDOFF_WRITE_ACK=replica: {replicas} replica(s) "
+                                      "connected to confirm writes")
+
+
 def examine(facts: ServerFacts, *, cluster_configured: bool,
             sentinels: SentinelFacts | None = None, write_ack: str = "local") -> list[Finding]:
     found = [version(facts), *persistence(facts), memory(facts),
              cluster(facts, configured=cluster_configured), latency(facts)]
     if sentinels is not None:
         found += sentinel(sentinels, facts, write_ack=write_ack)
+    elif write_ack == "replica":
+        found.append(replica_ack(facts))
     return found
