@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from bench.cpu import QUIET_CORES
 from bench.results import Figure, ManyCustomers, Results
@@ -28,6 +29,7 @@ PAIRS_X_BEFORE = 3.0
 RANDOM_BRIEF_BEFORE = 592.0
 RANDOM_BRIEF_X_BEFORE = 1.5
 NA = "—"
+PROFILE = Path(__file__).with_name("PROFILE.md")
 
 
 @dataclass(frozen=True)
@@ -244,4 +246,6 @@ def render(r: Results) -> str:
              "", "## Problems", ""]
     lines += [f"- {p}" for p in r.problems] or ["none: every server started, every request "
                                                  "answered as expected"]
+    if PROFILE.exists():  # the hand-written reading of a run: why a missed target is missed
+        lines += ["", PROFILE.read_text().rstrip()]
     return "\n".join(lines) + "\n"
