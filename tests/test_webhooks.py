@@ -495,6 +495,7 @@ BAD_BODIES: dict[str, tuple[Json, str]] = {
     "NAT64 wrapping metadata": ({"url": "http://[64:ff9b::a9fe:a9fe]/", "events": ["*"]},
                                 "url"),
     "IPv4-compatible loopback": ({"url": "http://[::127.0.0.1]/", "events": ["*"]}, "url"),
+    "IPv4-translated loopback": ({"url": "http://[::ffff:0:7f00:1]/", "events": ["*"]}, "url"),
     "unspecified address": ({"url": "http://0.0.0.0:8080/", "events": ["*"]}, "url"),
     **{f"loopback spelled {spelling}": ({"url": f"http://{spelling}:8080/", "events": ["*"]},
                                         "url")

@@ -22,6 +22,7 @@ DELIVERY_ID = re.compile(r"^dlv_[0-9A-Z]{26}$")
 LOCAL_NAMES = ("localhost", "localhost.localdomain")
 NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+IPV4_TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")  # SIIT (RFC 2765), not "mapped"
 # Ranges Python's `is_global` calls global on some of the versions handoff runs on: local-use
 # NAT64 (RFC 8215) reaches whatever the operator's own translator reaches, and the IPv6
 # documentation range (RFC 9637) names no receiver.
@@ -53,9 +54,11 @@ def public_address(host: str) -> bool | None:
         if any(address in network for network in NOT_GLOBAL):
             return False
         # IPv6 forms that carry an IPv4 address reach it through a gateway or the kernel:
-        # mapped (::ffff:a.b.c.d), 6to4 (2002::/16), NAT64 and the old IPv4-compatible form.
+        # mapped (::ffff:a.b.c.d), 6to4 (2002::/16), NAT64, translated (::ffff:0:a.b.c.d) and
+        # the old IPv4-compatible form.
         embedded = address.ipv4_mapped or address.sixtofour
-        if embedded is None and (address in NAT64 or address in IPV4_COMPATIBLE):
+        if embedded is None and any(address in network for network in (
+                NAT64, IPV4_COMPATIBLE, IPV4_TRANSLATED)):
             embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
         if embedded is not None and not public_address(str(embedded)):
             return False
